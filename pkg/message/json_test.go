@@ -1,0 +1,146 @@
+package message_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cometbox/cometbox/pkg/message"
+)
+
+func jsonValid(b []byte) bool { return json.Valid(b) }
+
+func TestParseJSON(t *testing.T) {
+	body := `{"id":"retry-7","messages":[
+		{"to":"alice","data":"Hello <b>"},
+		{"to":"carol","data":{ "score" : 3 }},
+		{"to":"dave","data":null}]}`
+	got, err := message.ParseJSON(strings.NewReader(body), message.Limits{})
+	if err != nil {
+		t.Fatalf("ParseJSON: %v", err)
+	}
+	want := []message.Message{
+		{To: "alice", Data: []byte(`"Hello <b>"`)},
+		{To: "carol", Data: []byte(`{"score":3}`)},
+		{To: "dave", Data: []byte(`null`)},
+	}
+	if got.IdempotencyKey != "retry-7" {
+		t.Errorf("IdempotencyKey = %q; want retry-7", got.IdempotencyKey)
+	}
+	for i, m := range got.Messages {
+		if m.To != want[i].To || string(m.Data) != string(want[i].Data) {
+			t.Errorf("message %d = {%s %s}; want {%s %s}", i, m.To, m.Data, want[i].To, want[i].Data)
+		}
+	}
+}
+
+func TestParseJSONErrors(t *testing.T) {
+	tests := []struct {
+		name, body string
+		lim        message.Limits
+		want       error
+		mention    string
+	}{
+		{"empty", ``, message.Limits{}, message.ErrMalformed, "empty"},
+		{"syntax", `{"messages":[}`, message.Limits{}, message.ErrMalformed, "offset"},
+		{"trailing", `{"messages":[{"to":"a","data":1}]} {}`, message.Limits{}, message.ErrMalformed, "after the JSON"},
+		{"unknown field", `{"messages":[{"to":"a","data":1,"ttl":3}]}`, message.Limits{}, message.ErrInvalid, "ttl"},
+		{"wrong type", `{"messages":{"to":"a"}}`, message.Limits{}, message.ErrInvalid, "messages"},
+		{"no messages", `{"messages":[]}`, message.Limits{}, message.ErrEmpty, "messages"},
+		{"missing to", `{"messages":[{"to":"a","data":1},{"data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[1]: missing "to"`},
+		{"bad to", `{"messages":[{"to":"a/b","data":1}]}`, message.Limits{}, message.ErrInvalidClient, `messages[0].to`},
+		{"missing data", `{"messages":[{"to":"a"}]}`, message.Limits{}, message.ErrInvalid, `missing "data"`},
+		{"invalid utf-8", "{\"messages\":[{\"to\":\"a\",\"data\":\"\xff\"}]}", message.Limits{}, message.ErrMalformed, "UTF-8"},
+		{"bad key", `{"id":"","messages":[{"to":"a","data":1}]}`, message.Limits{}, message.ErrInvalidIdempotencyKey, "id"},
+		{"too large", `{"messages":[{"to":"a","data":"12345678901"}]}`, message.Limits{MaxMessageBytes: 10}, message.ErrMessageTooLarge, "messages[0].data"},
+		{"too many", `{"messages":[{"to":"a","data":1},{"to":"a","data":2}]}`, message.Limits{MaxMessages: 1}, message.ErrTooManyMessages, "more than 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := message.ParseJSON(strings.NewReader(tt.body), tt.lim)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("ParseJSON error = %v; want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("ParseJSON error %q does not mention %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+func TestParseCursor(t *testing.T) {
+	tests := []struct {
+		in   string
+		want message.Cursor
+		err  bool
+	}{
+		{"", message.Cursor{}, false},
+		{"0", message.Cursor{}, false},
+		{"57", message.Cursor{ID: 57}, false},
+		{"k3x9q2ab:57", message.Cursor{Epoch: "k3x9q2ab", ID: 57}, false},
+		{"k3x9q2ab:0", message.Cursor{Epoch: "k3x9q2ab"}, false},
+		{"-1", message.Cursor{}, true},
+		{"057", message.Cursor{}, true},
+		{"1e3", message.Cursor{}, true},
+		{":5", message.Cursor{}, true},
+		{"ABC:5", message.Cursor{}, true},
+		{"abc:", message.Cursor{}, true},
+		{"99999999999999999999", message.Cursor{}, true},
+	}
+	for _, tt := range tests {
+		got, err := message.ParseCursor(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseCursor(%q) = %+v, %v; want %+v, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+		if err != nil && !errors.Is(err, message.ErrInvalidCursor) {
+			t.Errorf("ParseCursor(%q) error %v does not wrap ErrInvalidCursor", tt.in, err)
+		}
+		if err == nil && tt.in != "" {
+			if back, _ := message.ParseCursor(got.String()); back != got {
+				t.Errorf("ParseCursor(%q).String() does not round-trip: %q", tt.in, got.String())
+			}
+		}
+	}
+}
+
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"", "0", "57", "abc:12", "x:-1", ":"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := message.ParseCursor(s)
+		if err != nil {
+			return
+		}
+		back, err := message.ParseCursor(c.String())
+		if err != nil || back != c {
+			t.Fatalf("ParseCursor(%q) = %+v does not round-trip: %+v, %v", s, c, back, err)
+		}
+	})
+}
+
+func TestValidClient(t *testing.T) {
+	for _, ok := range []string{"a", "alice", "A-Z_a.z:0@9", strings.Repeat("x", 128)} {
+		if !message.ValidClient(ok) {
+			t.Errorf("ValidClient(%q) = false; want true", ok)
+		}
+	}
+	for _, bad := range []string{"", " ", "a b", "a/b", "a{b}", "é", strings.Repeat("x", 129), "a\x00"} {
+		if message.ValidClient(bad) {
+			t.Errorf("ValidClient(%q) = true; want false", bad)
+		}
+	}
+}
+
+func ExampleParseXML() {
+	batch, err := message.ParseXML(strings.NewReader(
+		`<messages><message to="alice">Hi &amp; bye</message></messages>`), message.Limits{})
+	if err != nil {
+		panic(err)
+	}
+	m := batch.Messages[0]
+	fmt.Println(m.To, string(m.Data))
+	// Output: alice "Hi & bye"
+}

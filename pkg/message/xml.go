@@ -1,0 +1,349 @@
+package message
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ParseXML reads a publish body in the XML format:
+//
+//	<messages id="optional-idempotency-key">
+//	  <message to="alice">Hello &amp; welcome</message>
+//	  <message to="carol" type="json">{"score": 3}</message>
+//	</messages>
+//
+// A lone <message to="..."> as the root is accepted too. The whole body is
+// validated before ParseXML returns: on error the Batch is empty, and the
+// error wraps a sentinel (ErrMalformed, ErrInvalid, ErrInvalidClient,
+// ErrInvalidJSON, ErrMessageTooLarge, ErrTooManyMessages, ErrEmpty) and
+// names the message (1-based) and line.
+//
+// Hostile input is refused rather than interpreted: DOCTYPE and other
+// directives (so no entity expansion), processing instructions other than
+// the XML declaration, encodings other than UTF-8, invalid UTF-8, characters
+// XML forbids, elements inside <message>, anything after the root.
+func ParseXML(r io.Reader, lim Limits) (Batch, error) {
+	p := &xmlParser{lim: lim.withDefaults()}
+	p.dec = xml.NewDecoder(skipBOM(r))
+	p.dec.Strict = true
+	batch, err := p.parse()
+	if err != nil {
+		return Batch{}, err
+	}
+	return batch, nil
+}
+
+type xmlParser struct {
+	dec *xml.Decoder
+	lim Limits
+	buf bytes.Buffer // one message's text, reused
+}
+
+func (p *xmlParser) parse() (Batch, error) {
+	root, err := p.prolog()
+	if err != nil {
+		return Batch{}, err
+	}
+	var batch Batch
+	switch root.Name.Local {
+	case "messages":
+		if err := p.checkNamespace(root); err != nil {
+			return Batch{}, err
+		}
+		batch.IdempotencyKey, err = p.rootAttrs(root)
+		if err != nil {
+			return Batch{}, err
+		}
+		if batch.Messages, err = p.messages(); err != nil {
+			return Batch{}, err
+		}
+	case "message":
+		if err := p.checkNamespace(root); err != nil {
+			return Batch{}, err
+		}
+		m, err := p.message(root, 1)
+		if err != nil {
+			return Batch{}, err
+		}
+		batch.Messages = []Message{m}
+	default:
+		return Batch{}, fmt.Errorf("line %d: root element <%s>: want <messages> or <message>: %w",
+			p.line(), root.Name.Local, ErrInvalid)
+	}
+	if err := p.epilog(); err != nil {
+		return Batch{}, err
+	}
+	if len(batch.Messages) == 0 {
+		return Batch{}, fmt.Errorf("<messages> holds no <message>: %w", ErrEmpty)
+	}
+	return batch, nil
+}
+
+// prolog skips the XML declaration, comments and white space, and returns
+// the root element.
+func (p *xmlParser) prolog() (xml.StartElement, error) {
+	for {
+		tok, err := p.token()
+		if err == io.EOF {
+			return xml.StartElement{}, fmt.Errorf("empty document: %w", ErrMalformed)
+		}
+		if err != nil {
+			return xml.StartElement{}, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return t, nil
+		case xml.CharData:
+			if !isSpace(t) {
+				return xml.StartElement{}, fmt.Errorf("line %d: text before the root element: %w", p.line(), ErrInvalid)
+			}
+		default:
+			if err := p.ignorable(tok); err != nil {
+				return xml.StartElement{}, err
+			}
+		}
+	}
+}
+
+// epilog accepts only white space and comments after the root.
+func (p *xmlParser) epilog() error {
+	for {
+		tok, err := p.token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cd, ok := tok.(xml.CharData); ok && isSpace(cd) {
+			continue
+		}
+		if _, ok := tok.(xml.Comment); ok {
+			continue
+		}
+		return fmt.Errorf("line %d: data after the root element: %w", p.line(), ErrInvalid)
+	}
+}
+
+// ignorable accepts comments and the XML declaration, refuses other
+// directives and processing instructions.
+func (p *xmlParser) ignorable(tok xml.Token) error {
+	switch t := tok.(type) {
+	case xml.Comment:
+		return nil
+	case xml.ProcInst:
+		if t.Target == "xml" {
+			return nil // the decoder itself refuses encodings other than UTF-8
+		}
+		return fmt.Errorf("line %d: processing instruction <?%s?> not allowed: %w", p.line(), t.Target, ErrInvalid)
+	case xml.Directive:
+		return fmt.Errorf("line %d: <!%s> not allowed (no DOCTYPE or entities): %w",
+			p.line(), firstWord(t), ErrInvalid)
+	}
+	return fmt.Errorf("line %d: unexpected %T: %w", p.line(), tok, ErrInvalid)
+}
+
+func (p *xmlParser) rootAttrs(root xml.StartElement) (key string, err error) {
+	for _, a := range root.Attr {
+		if a.Name.Space != "" || a.Name.Local != "id" {
+			return "", fmt.Errorf("line %d: <messages>: unknown attribute %q: %w", p.line(), attrName(a.Name), ErrInvalid)
+		}
+		if err := CheckIdempotencyKey(a.Value); err != nil {
+			return "", fmt.Errorf("line %d: <messages> attribute \"id\": %w", p.line(), err)
+		}
+		key = a.Value
+	}
+	return key, nil
+}
+
+func (p *xmlParser) messages() ([]Message, error) {
+	var msgs []Message
+	for {
+		tok, err := p.token()
+		if err == io.EOF {
+			return nil, fmt.Errorf("unexpected end of document inside <messages>: %w", ErrMalformed)
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			n := len(msgs) + 1
+			if t.Name.Local != "message" {
+				return nil, fmt.Errorf("message %d on line %d: element <%s>: want <message>: %w",
+					n, p.line(), t.Name.Local, ErrInvalid)
+			}
+			if err := p.checkNamespace(t); err != nil {
+				return nil, err
+			}
+			if n > p.lim.MaxMessages {
+				return nil, fmt.Errorf("more than %d messages: %w", p.lim.MaxMessages, ErrTooManyMessages)
+			}
+			m, err := p.message(t, n)
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, m)
+		case xml.EndElement:
+			return msgs, nil
+		case xml.CharData:
+			if !isSpace(t) {
+				return nil, fmt.Errorf("line %d: text directly inside <messages>: %w", p.line(), ErrInvalid)
+			}
+		default:
+			if err := p.ignorable(tok); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// message reads one <message> whose start tag is start; n is its 1-based
+// position, used in errors.
+func (p *xmlParser) message(start xml.StartElement, n int) (Message, error) {
+	line := p.line()
+	where := func(format string, args ...any) error {
+		return fmt.Errorf("message %d on line %d: "+format, append([]any{n, line}, args...)...)
+	}
+	var m Message
+	isJSON, haveTo := false, false
+	for _, a := range start.Attr {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "to":
+			if err := CheckClient(a.Value); err != nil {
+				return Message{}, where("attribute \"to\": %w", err)
+			}
+			m.To, haveTo = a.Value, true
+		case a.Name.Space == "" && a.Name.Local == "type":
+			switch a.Value {
+			case "text":
+			case "json":
+				isJSON = true
+			default:
+				return Message{}, where("attribute \"type\" is %s: want \"text\" or \"json\": %w", quoteShort(a.Value), ErrInvalid)
+			}
+		default:
+			return Message{}, where("unknown attribute %q: %w", attrName(a.Name), ErrInvalid)
+		}
+	}
+	if !haveTo {
+		return Message{}, where("missing attribute \"to\": %w", ErrInvalid)
+	}
+
+	p.buf.Reset()
+	for done := false; !done; {
+		tok, err := p.token()
+		if err == io.EOF {
+			return Message{}, where("unexpected end of document: %w", ErrMalformed)
+		}
+		if err != nil {
+			return Message{}, err
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if p.buf.Len()+len(t) > p.lim.MaxMessageBytes {
+				return Message{}, where("payload over %d bytes: %w", p.lim.MaxMessageBytes, ErrMessageTooLarge)
+			}
+			p.buf.Write(t)
+		case xml.EndElement:
+			done = true
+		case xml.StartElement:
+			return Message{}, where("element <%s> inside <message>: escape markup as text or wrap it in CDATA: %w",
+				t.Name.Local, ErrInvalid)
+		case xml.Comment:
+		default:
+			if err := p.ignorable(tok); err != nil {
+				return Message{}, err
+			}
+		}
+	}
+
+	if isJSON {
+		var out bytes.Buffer
+		if err := json.Compact(&out, p.buf.Bytes()); err != nil {
+			return Message{}, where("type=\"json\": %v: %w", err, ErrInvalidJSON)
+		}
+		m.Data = out.Bytes()
+	} else {
+		m.Data = EncodeText(p.buf.String())
+	}
+	return m, nil
+}
+
+func (p *xmlParser) checkNamespace(el xml.StartElement) error {
+	if el.Name.Space != "" {
+		return fmt.Errorf("line %d: element <%s> in namespace %q: use no namespace: %w",
+			p.line(), el.Name.Local, el.Name.Space, ErrInvalid)
+	}
+	return nil
+}
+
+// token reads the next token, turning decoder errors into ErrMalformed.
+func (p *xmlParser) token() (xml.Token, error) {
+	tok, err := p.dec.Token()
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	if err != nil {
+		var syn *xml.SyntaxError
+		if errors.As(err, &syn) {
+			return nil, fmt.Errorf("line %d: %s: %w", syn.Line, syn.Msg, ErrMalformed)
+		}
+		return nil, fmt.Errorf("line %d: %v: %w", p.line(), err, ErrMalformed)
+	}
+	return tok, nil
+}
+
+func (p *xmlParser) line() int {
+	line, _ := p.dec.InputPos()
+	return line
+}
+
+// EncodeText returns s as a JSON string, without the HTML escaping that
+// encoding/json applies by default (the payload goes to a JSON API, not
+// into an HTML page).
+func EncodeText(s string) json.RawMessage {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+func isSpace(b []byte) bool {
+	return len(bytes.TrimLeft(b, " \t\r\n")) == 0
+}
+
+func attrName(n xml.Name) string {
+	if n.Space != "" {
+		return n.Space + ":" + n.Local
+	}
+	return n.Local
+}
+
+func firstWord(d xml.Directive) string {
+	s := strings.TrimSpace(string(d))
+	if i := strings.IndexAny(s, " \t\r\n["); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 20 {
+		s = s[:20]
+	}
+	return s
+}
+
+// skipBOM drops a leading UTF-8 byte order mark, which some editors and
+// XML writers emit.
+func skipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
+		_, _ = br.Discard(3)
+	}
+	return br
+}

@@ -1,0 +1,174 @@
+package message_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cometbox/cometbox/pkg/message"
+)
+
+func TestParseXML(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []message.Message
+		key  string
+	}{
+		{
+			name: "issue example",
+			body: `<messages>
+  <message to="alice">Hello &amp; welcome</message>
+  <message to="bob"><![CDATA[<b>raw</b> text]]></message>
+  <message to="carol" type="json">{"score": 3}</message>
+</messages>`,
+			want: []message.Message{
+				{To: "alice", Data: []byte(`"Hello & welcome"`)},
+				{To: "bob", Data: []byte(`"<b>raw</b> text"`)},
+				{To: "carol", Data: []byte(`{"score":3}`)},
+			},
+		},
+		{
+			name: "lone message root",
+			body: `<?xml version="1.0" encoding="UTF-8"?><message to="a.b:c@d-e_f">x</message>`,
+			want: []message.Message{{To: "a.b:c@d-e_f", Data: []byte(`"x"`)}},
+		},
+		{
+			name: "byte order mark, comments and idempotency key",
+			body: "\xEF\xBB\xBF<!-- hi --><messages id=\"k-1\"><!-- c --><message to=\"a\">x<!-- y -->z</message></messages><!-- end -->\n",
+			want: []message.Message{{To: "a", Data: []byte(`"xz"`)}},
+			key:  "k-1",
+		},
+		{
+			name: "white space kept, unicode, explicit text type",
+			body: "<message to=\"a\" type=\"text\">  h\u00e9llo \U0001F600\n\t</message>",
+			want: []message.Message{{To: "a", Data: []byte("\"  h\u00e9llo \U0001F600\\n\\t\"")}},
+		},
+		{
+			name: "empty message is an empty string",
+			body: `<messages><message to="a"/></messages>`,
+			want: []message.Message{{To: "a", Data: []byte(`""`)}},
+		},
+		{
+			name: "json scalars and nesting",
+			body: `<messages><message to="a" type="json"> [1, {"b": null}] </message><message to="a" type="json">"s"</message></messages>`,
+			want: []message.Message{
+				{To: "a", Data: []byte(`[1,{"b":null}]`)},
+				{To: "a", Data: []byte(`"s"`)},
+			},
+		},
+		{
+			name: "character references and CDATA end split",
+			body: `<message to="a">&#x263A;&lt;]]&gt;<![CDATA[]]]]><![CDATA[>]]></message>`,
+			want: []message.Message{{To: "a", Data: []byte("\"\u263a<]]>]]>\"")}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := message.ParseXML(strings.NewReader(tt.body), message.Limits{})
+			if err != nil {
+				t.Fatalf("ParseXML(%q) error: %v", tt.body, err)
+			}
+			if got.IdempotencyKey != tt.key {
+				t.Errorf("IdempotencyKey = %q; want %q", got.IdempotencyKey, tt.key)
+			}
+			if len(got.Messages) != len(tt.want) {
+				t.Fatalf("got %d messages; want %d", len(got.Messages), len(tt.want))
+			}
+			for i, m := range got.Messages {
+				if m.To != tt.want[i].To || string(m.Data) != string(tt.want[i].Data) {
+					t.Errorf("message %d = {%s %s}; want {%s %s}", i, m.To, m.Data, tt.want[i].To, tt.want[i].Data)
+				}
+			}
+		})
+	}
+}
+
+func TestParseXMLErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		lim     message.Limits
+		want    error
+		mention string // a fragment the error must name
+	}{
+		{"empty body", "", message.Limits{}, message.ErrMalformed, "empty"},
+		{"not xml", "hello", message.Limits{}, message.ErrInvalid, "text before"},
+		{"unclosed", `<messages><message to="a">x</message>`, message.Limits{}, message.ErrMalformed, "unexpected EOF"},
+		{"mismatched tags", `<messages><message to="a">x</messages>`, message.Limits{}, message.ErrMalformed, "line 1"},
+		{"wrong root", `<msgs><message to="a">x</message></msgs>`, message.Limits{}, message.ErrInvalid, "<msgs>"},
+		{"wrong child", `<messages><message to="a">x</message><msg to="b">y</msg></messages>`, message.Limits{}, message.ErrInvalid, "message 2"},
+		{"missing to", `<messages><message to="a">x</message><message>y</message></messages>`, message.Limits{}, message.ErrInvalid, `message 2 on line 1: missing attribute "to"`},
+		{"empty to", `<message to="">x</message>`, message.Limits{}, message.ErrInvalidClient, `attribute "to"`},
+		{"bad to", `<messages>
+<message to="a b">x</message></messages>`, message.Limits{}, message.ErrInvalidClient, `message 1 on line 2: attribute "to": client "a b"`},
+		{"long to", `<message to="` + strings.Repeat("a", 129) + `">x</message>`, message.Limits{}, message.ErrInvalidClient, "1 to 128"},
+		{"unknown attribute", `<message to="a" ttl="5">x</message>`, message.Limits{}, message.ErrInvalid, `unknown attribute "ttl"`},
+		{"unknown root attribute", `<messages key="5"><message to="a">x</message></messages>`, message.Limits{}, message.ErrInvalid, `unknown attribute "key"`},
+		{"bad idempotency key", `<messages id="a b"><message to="a">x</message></messages>`, message.Limits{}, message.ErrInvalidIdempotencyKey, `"id"`},
+		{"bad type", `<message to="a" type="html">x</message>`, message.Limits{}, message.ErrInvalid, `"type"`},
+		{"invalid json", `<message to="a" type="json">{"a":</message>`, message.Limits{}, message.ErrInvalidJSON, `type="json"`},
+		{"empty json", `<message to="a" type="json"></message>`, message.Limits{}, message.ErrInvalidJSON, `type="json"`},
+		{"element inside message", `<message to="a">x<b>y</b></message>`, message.Limits{}, message.ErrInvalid, "<b> inside <message>"},
+		{"deep nesting", `<messages><message to="a">` + strings.Repeat("<x>", 100000) + `</message></messages>`, message.Limits{}, message.ErrInvalid, "inside <message>"},
+		{"doctype", `<!DOCTYPE messages [<!ENTITY x "y">]><message to="a">&x;</message>`, message.Limits{}, message.ErrInvalid, "DOCTYPE"},
+		{"undefined entity", `<message to="a">&x;</message>`, message.Limits{}, message.ErrMalformed, "entity"},
+		{"processing instruction", `<?php echo 1; ?><message to="a">x</message>`, message.Limits{}, message.ErrInvalid, "<?php?>"},
+		{"latin-1", `<?xml version="1.0" encoding="ISO-8859-1"?><message to="a">x</message>`, message.Limits{}, message.ErrMalformed, "ISO-8859-1"},
+		{"invalid utf-8", "<message to=\"a\">\xff\xfe</message>", message.Limits{}, message.ErrMalformed, "UTF-8"},
+		{"control character", "<message to=\"a\">x\x01y</message>", message.Limits{}, message.ErrMalformed, "U+0001"},
+		{"control character reference", `<message to="a">x&#1;y</message>`, message.Limits{}, message.ErrMalformed, "U+0001"},
+		{"trailing element", `<message to="a">x</message><message to="b">y</message>`, message.Limits{}, message.ErrInvalid, "after the root"},
+		{"trailing text", `<message to="a">x</message>junk`, message.Limits{}, message.ErrInvalid, "after the root"},
+		{"text in messages", `<messages>hi<message to="a">x</message></messages>`, message.Limits{}, message.ErrInvalid, "text directly inside"},
+		{"no messages", `<messages> </messages>`, message.Limits{}, message.ErrEmpty, "no <message>"},
+		{"namespace", `<messages xmlns="urn:x"><message to="a">x</message></messages>`, message.Limits{}, message.ErrInvalid, "namespace"},
+		{"message too large", `<message to="a">` + strings.Repeat("x", 11) + `</message>`, message.Limits{MaxMessageBytes: 10}, message.ErrMessageTooLarge, "over 10 bytes"},
+		{"too many messages", `<messages><message to="a">1</message><message to="a">2</message><message to="a">3</message></messages>`, message.Limits{MaxMessages: 2}, message.ErrTooManyMessages, "more than 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := message.ParseXML(strings.NewReader(tt.body), tt.lim)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("ParseXML error = %v; want %v", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("ParseXML error %q does not mention %q", err, tt.mention)
+			}
+			if len(got.Messages) != 0 {
+				t.Errorf("ParseXML returned %d messages with an error", len(got.Messages))
+			}
+		})
+	}
+}
+
+func FuzzParseXML(f *testing.F) {
+	for _, s := range []string{
+		`<messages><message to="alice">Hello &amp; welcome</message></messages>`,
+		`<message to="bob"><![CDATA[<b>raw</b> text]]></message>`,
+		`<messages id="k"><message to="carol" type="json">{"score": 3}</message></messages>`,
+		`<!DOCTYPE x [<!ENTITY a "b">]><message to="a">&a;</message>`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		batch, err := message.ParseXML(strings.NewReader(body), message.Limits{MaxMessageBytes: 1024, MaxMessages: 50})
+		if err != nil {
+			if len(batch.Messages) != 0 {
+				t.Fatalf("messages returned with error %v", err)
+			}
+			return
+		}
+		if len(batch.Messages) == 0 || len(batch.Messages) > 50 {
+			t.Fatalf("got %d messages without error", len(batch.Messages))
+		}
+		for _, m := range batch.Messages {
+			if !message.ValidClient(m.To) {
+				t.Fatalf("invalid client %q accepted", m.To)
+			}
+			if !jsonValid(m.Data) {
+				t.Fatalf("payload %q is not JSON", m.Data)
+			}
+		}
+	})
+}
