@@ -1,0 +1,325 @@
+// Package queue keeps each client's messages in Redis until a browser
+// acknowledges them.
+//
+// A client has three keys, all under the hash tag {client} so that they
+// live on one Redis Cluster slot: a hash with the sequence's epoch, last
+// assigned id and last acknowledged id; a list of the messages not yet
+// acknowledged, oldest first; and, per idempotent batch, a short-lived
+// record of the ids it was given. Every change is one Lua script
+// (enqueue.lua, read.lua), so no interleaving of nodes can lose, reorder
+// or duplicate a message. Enqueueing also publishes a wake-up on the
+// client's channel (see package notify).
+//
+// A *Queue is safe for concurrent use.
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cometbox/cometbox/pkg/message"
+)
+
+var (
+	//go:embed enqueue.lua
+	enqueueSrc string
+	//go:embed read.lua
+	readSrc string
+
+	enqueueScript = redis.NewScript(enqueueSrc)
+	readScript    = redis.NewScript(readSrc)
+)
+
+// Options tunes a Queue. The zero value is ready to use.
+type Options struct {
+	// Prefix starts every key and channel name, so that several
+	// deployments can share one Redis. Default: "cb:".
+	Prefix string
+	// Cap bounds one client's queue; the oldest messages are dropped
+	// beyond it, and the next poll reports them in Cometbox-Gap.
+	// Default: 1000.
+	Cap int
+	// TTL is how long a client's keys live after its last publish or
+	// poll. Default: 24h.
+	TTL time.Duration
+	// IdempotencyTTL is how long an idempotency key is remembered.
+	// Default: 10m.
+	IdempotencyTTL time.Duration
+	// Sharded makes wake-ups use SPUBLISH (Redis Cluster sharded
+	// pub/sub) instead of PUBLISH. Default: false.
+	Sharded bool
+}
+
+// Redis is what a Queue needs of a go-redis client: *redis.Client,
+// *redis.ClusterClient and every redis.UniversalClient have it.
+type Redis interface {
+	redis.Scripter
+	Pipeline() redis.Pipeliner
+}
+
+// Queue is the Redis store of every client's messages.
+type Queue struct {
+	rdb  Redis
+	opts Options
+	now  func() time.Time
+}
+
+// New returns a Queue over rdb.
+func New(rdb Redis, opts Options) *Queue {
+	if opts.Prefix == "" {
+		opts.Prefix = "cb:"
+	}
+	if opts.Cap <= 0 {
+		opts.Cap = 1000
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = 24 * time.Hour
+	}
+	if opts.IdempotencyTTL <= 0 {
+		opts.IdempotencyTTL = 10 * time.Minute
+	}
+	return &Queue{rdb: rdb, opts: opts, now: time.Now}
+}
+
+// WakeChannel is the pub/sub channel on which enqueueing for client
+// publishes its wake-up.
+func (q *Queue) WakeChannel(client string) string {
+	return q.opts.Prefix + "{" + client + "}:w"
+}
+
+func (q *Queue) metaKey(client string) string { return q.opts.Prefix + "{" + client + "}:m" }
+func (q *Queue) listKey(client string) string { return q.opts.Prefix + "{" + client + "}:q" }
+func (q *Queue) idemKey(client, key string) string {
+	return q.opts.Prefix + "{" + client + "}:i:" + key
+}
+
+// Publish enqueues a validated batch and returns a receipt per message, in
+// the batch's order. Each client's share of the batch is appended
+// atomically and gets consecutive ids; different clients are written in
+// one pipeline. When the batch's idempotency key is already known nothing
+// new is enqueued and the receipts are those of the first attempt.
+//
+// On error some clients' shares may have been enqueued and others not;
+// retrying with the same idempotency key completes the batch without
+// duplicating anything.
+func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Published, error) {
+	groups := groupByClient(batch.Messages)
+	idemTTL := 0
+	if batch.IdempotencyKey != "" {
+		idemTTL = seconds(q.opts.IdempotencyTTL)
+	}
+	wake := "PUBLISH"
+	if q.opts.Sharded {
+		wake = "SPUBLISH"
+	}
+	nowMS := strconv.FormatInt(q.now().UnixMilli(), 10)
+
+	calls := make([]scriptCall, len(groups))
+	for i, g := range groups {
+		epoch, err := newEpoch()
+		if err != nil {
+			return message.Published{}, err
+		}
+		args := make([]any, 0, 7+len(g.indexes))
+		args = append(args, epoch, q.opts.Cap, seconds(q.opts.TTL), idemTTL,
+			q.WakeChannel(g.client), wake, nowMS)
+		for _, idx := range g.indexes {
+			args = append(args, []byte(batch.Messages[idx].Data))
+		}
+		calls[i] = scriptCall{
+			script: enqueueScript,
+			keys:   []string{q.metaKey(g.client), q.listKey(g.client), q.idemKey(g.client, batch.IdempotencyKey)},
+			args:   args,
+		}
+	}
+	results, err := runScripts(ctx, q.rdb, calls)
+	if err != nil {
+		return message.Published{}, fmt.Errorf("queue: enqueue %d messages for %d clients: %w", len(batch.Messages), len(groups), err)
+	}
+
+	out := message.Published{Receipts: make([]message.Receipt, len(batch.Messages)), Replayed: true}
+	for i, g := range groups {
+		res, err := results[i].Slice()
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "IDEMCONFLICT") {
+				return message.Published{}, fmt.Errorf("queue: client %s: %s: %w", g.client,
+					strings.TrimPrefix(err.Error(), "IDEMCONFLICT "), message.ErrIdempotencyConflict)
+			}
+			return message.Published{}, fmt.Errorf("queue: enqueue for %s: %w", g.client, err)
+		}
+		if len(res) != 4 {
+			return message.Published{}, fmt.Errorf("queue: enqueue for %s: unexpected reply %v", g.client, res)
+		}
+		first, _ := res[1].(int64)
+		if r, _ := res[2].(int64); r == 0 {
+			out.Replayed = false
+		}
+		dropped, _ := res[3].(int64)
+		out.Dropped += int(dropped)
+		for j, idx := range g.indexes {
+			out.Receipts[idx] = message.Receipt{To: g.client, ID: uint64(first) + uint64(j)}
+		}
+	}
+	return out, nil
+}
+
+// Read acknowledges every message of client up to since (removing them
+// from the queue) and returns up to limit of those that follow. A cursor
+// that does not belong to the client's current sequence acknowledges
+// nothing and yields a Page with Reset set. Read never blocks; waiting is
+// package poll's job.
+func (q *Queue) Read(ctx context.Context, client string, since message.Cursor, limit int) (message.Page, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	res, err := readScript.Run(ctx, q.rdb,
+		[]string{q.metaKey(client), q.listKey(client)},
+		since.Epoch, since.ID, limit, seconds(q.opts.TTL)).Slice()
+	if err != nil {
+		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
+	}
+	page, err := parsePage(res, since)
+	if err != nil {
+		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
+	}
+	return page, nil
+}
+
+// parsePage turns read.lua's reply into a Page for a poll at since.
+func parsePage(res []any, since message.Cursor) (message.Page, error) {
+	if len(res) != 5 {
+		return message.Page{}, fmt.Errorf("unexpected reply %v", res)
+	}
+	epoch, _ := res[0].(string)
+	first64, _ := res[2].(int64)
+	reset, _ := res[3].(int64)
+	entries, _ := res[4].([]any)
+	first := uint64(first64)
+
+	page := message.Page{Reset: reset == 1, Messages: make([]message.Queued, 0, len(entries))}
+	for i, e := range entries {
+		s, _ := e.(string)
+		ms, js, ok := strings.Cut(s, " ")
+		pub, err := strconv.ParseInt(ms, 10, 64)
+		if !ok || err != nil {
+			return message.Page{}, fmt.Errorf("corrupt entry %q", truncate(s))
+		}
+		page.Messages = append(page.Messages, message.Queued{
+			ID:        first + uint64(i),
+			JSON:      []byte(js),
+			Published: time.UnixMilli(pub),
+		})
+	}
+	page.Next = message.Cursor{Epoch: epoch, ID: first - 1 + uint64(len(entries))}
+	if !page.Reset && since.ID > 0 && first > since.ID+1 {
+		page.Gap = message.Range{First: since.ID + 1, Last: first - 1}
+	}
+	return page, nil
+}
+
+// group is one client's share of a batch: indexes into batch.Messages.
+type group struct {
+	client  string
+	indexes []int
+}
+
+// groupByClient splits messages by recipient, keeping the order of first
+// appearance and, within a client, the batch's order.
+func groupByClient(msgs []message.Message) []group {
+	pos := make(map[string]int)
+	var groups []group
+	for i, m := range msgs {
+		g, ok := pos[m.To]
+		if !ok {
+			g = len(groups)
+			pos[m.To] = g
+			groups = append(groups, group{client: m.To})
+		}
+		groups[g].indexes = append(groups[g].indexes, i)
+	}
+	return groups
+}
+
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// runScripts runs calls in one pipeline with EVALSHA, then once more with
+// EVAL for those Redis did not know (after a restart or SCRIPT FLUSH). It
+// fails if any call failed for a reason other than the script's own
+// refusal (IDEMCONFLICT), which stays in that call's Cmd.
+func runScripts(ctx context.Context, rdb Redis, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	if len(calls) == 1 {
+		c := calls[0]
+		cmds[0] = c.script.Run(ctx, rdb, c.keys, c.args...)
+	} else {
+		pipe := rdb.Pipeline()
+		for i, c := range calls {
+			cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command below
+		var again []int
+		for i, cmd := range cmds {
+			if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+				again = append(again, i)
+			}
+		}
+		if len(again) > 0 {
+			for _, i := range again {
+				c := calls[i]
+				cmds[i] = c.script.Eval(ctx, pipe, c.keys, c.args...)
+			}
+			_, _ = pipe.Exec(ctx)
+		}
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !isScriptError(err) {
+			return nil, err
+		}
+	}
+	return cmds, nil
+}
+
+// isScriptError reports an error raised by the script itself (a reply
+// error such as IDEMCONFLICT) rather than by the connection.
+func isScriptError(err error) bool {
+	return redis.HasErrorPrefix(err, "IDEMCONFLICT")
+}
+
+// newEpoch returns 8 random characters of a-z 0-9 (about 41 bits).
+func newEpoch() (string, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("queue: new epoch: %w", err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:]), nil
+}
+
+func seconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+func truncate(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}

@@ -1,0 +1,263 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/internal/redistest"
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/queue"
+)
+
+func text(to string, s string) message.Message {
+	return message.Message{To: to, Data: message.EncodeText(s)}
+}
+
+func batchOf(msgs ...message.Message) message.Batch { return message.Batch{Messages: msgs} }
+
+// ids lists the ids of a page's messages.
+func ids(p message.Page) []uint64 {
+	out := make([]uint64, len(p.Messages))
+	for i, m := range p.Messages {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func TestPublishAndRead(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+
+	pub, err := q.Publish(ctx, batchOf(
+		text("alice", "one"), text("bob", "b1"), text("alice", `two "quoted"`),
+		message.Message{To: "alice", Data: []byte(`{"score":3}`)}))
+	if err != nil || pub.Replayed {
+		t.Fatalf("Publish = %v, replayed %v", err, pub.Replayed)
+	}
+	receipts := pub.Receipts
+	want := []message.Receipt{{To: "alice", ID: 1}, {To: "bob", ID: 1}, {To: "alice", ID: 2}, {To: "alice", ID: 3}}
+	if fmt.Sprint(receipts) != fmt.Sprint(want) {
+		t.Fatalf("receipts = %v; want %v", receipts, want)
+	}
+
+	page, err := q.Read(ctx, "alice", message.Cursor{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range page.Messages {
+		got = append(got, string(m.JSON))
+	}
+	wantJSON := `{"id":1,"data":"one"} {"id":2,"data":"two \"quoted\""} {"id":3,"data":{"score":3}}`
+	if strings.Join(got, " ") != wantJSON {
+		t.Errorf("Read = %s; want %s", strings.Join(got, " "), wantJSON)
+	}
+	if page.Next.ID != 3 || page.Next.Epoch == "" || page.Reset || page.Gap != (message.Range{}) {
+		t.Errorf("page = %+v; want Next 3 in an epoch, no reset, no gap", page)
+	}
+	if d := time.Since(page.Messages[0].Published); d < 0 || d > time.Minute {
+		t.Errorf("Published = %v; want about now", page.Messages[0].Published)
+	}
+}
+
+func TestReadAcknowledges(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	for i := 0; i < 5; i++ {
+		if _, err := q.Publish(ctx, batchOf(text("a", fmt.Sprint(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, _ := q.Read(ctx, "a", message.Cursor{}, 2)
+	if fmt.Sprint(ids(first)) != "[1 2]" || first.Next.ID != 2 {
+		t.Fatalf("Read(limit 2) = %v next %v; want [1 2] next 2", ids(first), first.Next)
+	}
+	// The answer was lost: the same cursor gets the same messages again.
+	again, _ := q.Read(ctx, "a", message.Cursor{}, 2)
+	if fmt.Sprint(ids(again)) != "[1 2]" {
+		t.Fatalf("re-Read = %v; want [1 2]", ids(again))
+	}
+	next, _ := q.Read(ctx, "a", first.Next, 100)
+	if fmt.Sprint(ids(next)) != "[3 4 5]" {
+		t.Fatalf("Read(%v) = %v; want [3 4 5]", first.Next, ids(next))
+	}
+	// A fresh page (no cursor) gets exactly what is not yet acknowledged.
+	fresh, _ := q.Read(ctx, "a", message.Cursor{}, 100)
+	if fmt.Sprint(ids(fresh)) != "[3 4 5]" {
+		t.Fatalf("fresh Read = %v; want [3 4 5]", ids(fresh))
+	}
+	done, _ := q.Read(ctx, "a", next.Next, 100)
+	if len(done.Messages) != 0 || done.Next.ID != 5 || done.Settled() {
+		t.Fatalf("Read(%v) = %+v; want empty at 5", next.Next, done)
+	}
+	if n, _ := rdb.LLen(ctx, "cb:{a}:q").Result(); n != 0 {
+		t.Errorf("queue length after full ack = %d; want 0", n)
+	}
+}
+
+func TestGapAfterCap(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Cap: 3})
+	var dropped int
+	for i := 1; i <= 6; i++ {
+		pub, _ := q.Publish(ctx, batchOf(text("a", fmt.Sprint(i))))
+		dropped += pub.Dropped
+	}
+	if dropped != 3 {
+		t.Errorf("Dropped = %d; want 3", dropped)
+	}
+	page, err := q.Read(ctx, "a", message.Cursor{ID: 1}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ids(page)) != "[4 5 6]" || page.Gap != (message.Range{First: 2, Last: 3}) {
+		t.Fatalf("Read(1) = %v gap %v; want [4 5 6] gap 2-3", ids(page), page.Gap)
+	}
+	// No cursor: nothing to report, the page starts where the queue does.
+	fresh, _ := q.Read(ctx, "a", message.Cursor{}, 10)
+	if fresh.Gap != (message.Range{}) {
+		t.Errorf("fresh Read gap = %v; want none", fresh.Gap)
+	}
+}
+
+func TestGapAcknowledgedByAnotherPoll(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	q.Publish(ctx, batchOf(text("a", "1"), text("a", "2"), text("a", "3")))
+	q.Read(ctx, "a", message.Cursor{ID: 3}, 10) // tab 1 has all three
+	page, _ := q.Read(ctx, "a", message.Cursor{ID: 1}, 10)
+	if len(page.Messages) != 0 || page.Gap != (message.Range{First: 2, Last: 3}) || page.Next.ID != 3 {
+		t.Fatalf("tab 2 Read(1) = %+v; want empty, gap 2-3, next 3", page)
+	}
+}
+
+func TestResets(t *testing.T) {
+	ctx := context.Background()
+	mr, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{TTL: time.Hour})
+	q.Publish(ctx, batchOf(text("a", "1"), text("a", "2")))
+	p, _ := q.Read(ctx, "a", message.Cursor{}, 10)
+	epoch := p.Next.Epoch
+
+	tests := []struct {
+		name  string
+		since message.Cursor
+		reset bool
+	}{
+		{"current", message.Cursor{Epoch: epoch, ID: 1}, false},
+		{"plain id", message.Cursor{ID: 1}, false},
+		{"other epoch", message.Cursor{Epoch: "zzzz", ID: 1}, true},
+		{"from the future", message.Cursor{Epoch: epoch, ID: 57}, true},
+		{"plain id from the future", message.Cursor{ID: 57}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page, err := q.Read(ctx, "a", tt.since, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.Reset != tt.reset {
+				t.Fatalf("Read(%v).Reset = %v; want %v", tt.since, page.Reset, tt.reset)
+			}
+			if tt.reset && (page.Next.Epoch != epoch || fmt.Sprint(ids(page)) != "[2]") {
+				t.Errorf("reset page = %v next %v; want [2] in epoch %s", ids(page), page.Next, epoch)
+			}
+		})
+	}
+
+	// Expiry ends this life of the sequence: the old cursor is reset and
+	// a new epoch starts at id 1.
+	mr.FastForward(2 * time.Hour)
+	gone, _ := q.Read(ctx, "a", message.Cursor{Epoch: epoch, ID: 2}, 10)
+	if !gone.Reset || len(gone.Messages) != 0 || gone.Next != (message.Cursor{}) {
+		t.Fatalf("after expiry Read = %+v; want reset, empty, zero cursor", gone)
+	}
+	pub, _ := q.Publish(ctx, batchOf(text("a", "new")))
+	page, _ := q.Read(ctx, "a", gone.Next, 10)
+	if pub.Receipts[0].ID != 1 || page.Reset || page.Next.Epoch == epoch || fmt.Sprint(ids(page)) != "[1]" {
+		t.Fatalf("new life: receipts %v, page %+v; want id 1 in a new epoch", pub.Receipts, page)
+	}
+	// An unknown client reads as an empty queue.
+	empty, _ := q.Read(ctx, "nobody", message.Cursor{}, 10)
+	if empty.Settled() || empty.Next != (message.Cursor{}) {
+		t.Errorf("unknown client Read = %+v; want empty and unsettled", empty)
+	}
+}
+
+func TestIdempotentPublish(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	b := batchOf(text("a", "x"), text("b", "y"), text("a", "z"))
+	b.IdempotencyKey = "req-1"
+	first, err := q.Publish(ctx, b)
+	if err != nil || first.Replayed {
+		t.Fatalf("first Publish = %v, %v", err, first.Replayed)
+	}
+	second, err := q.Publish(ctx, b)
+	if err != nil || !second.Replayed || fmt.Sprint(first.Receipts) != fmt.Sprint(second.Receipts) {
+		t.Fatalf("retried Publish = %v, %v; want %v replayed", second, err, first.Receipts)
+	}
+	page, _ := q.Read(ctx, "a", message.Cursor{}, 10)
+	if fmt.Sprint(ids(page)) != "[1 2]" {
+		t.Errorf("queue after retry = %v; want [1 2]", ids(page))
+	}
+	b.Messages = b.Messages[:2] // one message fewer for "a"
+	if _, err := q.Publish(ctx, b); !errors.Is(err, message.ErrIdempotencyConflict) {
+		t.Errorf("Publish with reused key = %v; want ErrIdempotencyConflict", err)
+	}
+}
+
+func TestWakeUp(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	sub := rdb.Subscribe(ctx, q.WakeChannel("alice"))
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
+		t.Fatal(err)
+	}
+	q.Publish(ctx, batchOf(text("alice", "hi"), text("alice", "ho")))
+	msg, err := sub.ReceiveMessage(ctx)
+	if err != nil || msg.Payload != "2" {
+		t.Fatalf("wake-up = %v, %v; want payload 2", msg, err)
+	}
+}
+
+func TestScriptsReloaded(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	q.Publish(ctx, batchOf(text("a", "1"), text("b", "1")))
+	rdb.ScriptFlush(ctx)
+	pub, err := q.Publish(ctx, batchOf(text("a", "2"), text("b", "2")))
+	if err != nil || pub.Receipts[0].ID != 2 || pub.Receipts[1].ID != 2 {
+		t.Fatalf("Publish after SCRIPT FLUSH = %v, %v", pub, err)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	ctx := context.Background()
+	mr, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	mr.SetError("LOADING Redis is loading the dataset in memory")
+	if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("b", "2"))); err == nil {
+		t.Error("Publish with Redis failing = nil error")
+	}
+	if _, err := q.Read(ctx, "a", message.Cursor{}, 10); err == nil {
+		t.Error("Read with Redis failing = nil error")
+	}
+	mr.SetError("")
+	mr.Close()
+	if _, err := q.Publish(ctx, batchOf(text("a", "1"))); err == nil {
+		t.Error("Publish with Redis gone = nil error")
+	}
+}
