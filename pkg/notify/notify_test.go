@@ -1,0 +1,194 @@
+package notify_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/cometbox/cometbox/pkg/internal/redistest"
+	"github.com/cometbox/cometbox/pkg/notify"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func channelOf(client string) string { return "cb:{" + client + "}:w" }
+
+// start runs a Notifier for the test's duration.
+func start(t *testing.T, opts notify.Options) (*notify.Notifier, func(client string)) {
+	t.Helper()
+	_, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	publish := func(client string) {
+		if err := rdb.Publish(context.Background(), channelOf(client), "1").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n, publish
+}
+
+func waitWake(t *testing.T, w *notify.Watch, within time.Duration) {
+	t.Helper()
+	select {
+	case <-w.C:
+	case <-time.After(within):
+		t.Fatalf("no wake-up within %v", within)
+	}
+}
+
+func noWake(t *testing.T, w *notify.Watch, during time.Duration) {
+	t.Helper()
+	select {
+	case <-w.C:
+		t.Fatal("unexpected wake-up")
+	case <-time.After(during):
+	}
+}
+
+func TestWatchWakes(t *testing.T) {
+	n, publish := start(t, notify.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a1, err := n.Watch(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a1.Stop()
+	a2, err := n.Watch(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Stop()
+	b, err := n.Watch(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+
+	publish("alice")
+	waitWake(t, a1, 2*time.Second)
+	waitWake(t, a2, 2*time.Second)
+	noWake(t, b, 100*time.Millisecond)
+
+	// Wake-ups coalesce: two publishes, at least one wake, never blocking.
+	publish("bob")
+	publish("bob")
+	waitWake(t, b, 2*time.Second)
+}
+
+func TestLingerThenUnsubscribe(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
+		notify.Options{Linger: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	w, err := n.Watch(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mr.PubSubNumSub(channelOf("carol"))[channelOf("carol")]; got != 1 {
+		t.Fatalf("subscribers after Watch = %d; want 1", got)
+	}
+	w.Stop()
+	w.Stop() // twice is fine
+	deadline := time.Now().Add(3 * time.Second)
+	for mr.PubSubNumSub(channelOf("carol"))[channelOf("carol")] != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("channel still subscribed after the linger")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A new watcher subscribes again.
+	w2, err := n.Watch(ctx, "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Stop()
+	rdb.Publish(ctx, channelOf("carol"), "x")
+	waitWake(t, w2, 2*time.Second)
+}
+
+func TestReconnectWakesWatchers(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
+		notify.Options{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	w, err := n.Watch(ctx, "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	deadline := time.Now().Add(3 * time.Second)
+	for n.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %v", n.Ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Redis restarts: what was published meanwhile is gone from pub/sub,
+	// so the watcher must be told to re-read once resubscribed.
+	mr.Close()
+	time.Sleep(100 * time.Millisecond)
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, w, 5*time.Second)
+	rdb.Publish(ctx, channelOf("dave"), "x")
+	waitWake(t, w, 5*time.Second)
+}
+
+func TestWatchHonoursContext(t *testing.T) {
+	_, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, notify.Options{})
+	// Run is not running: no subscription can be confirmed.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := n.Watch(ctx, "erin"); err == nil {
+		t.Fatal("Watch without Run = nil error")
+	}
+}
+
+func TestClosed(t *testing.T) {
+	_, rdb := redistest.New(t)
+	n2 := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, notify.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n2.Run(ctx) }()
+	cancel()
+	<-done
+	if _, err := n2.Watch(context.Background(), "x"); err != notify.ErrClosed {
+		t.Fatalf("Watch after Run = %v; want ErrClosed", err)
+	}
+}
+
+// The first self-probe must wait for the probe channel's subscription:
+// sent before it, it is lost and the node stays unready until the probe
+// times out and the connection is needlessly replaced.
+func TestReadySoonAfterStart(t *testing.T) {
+	n, _ := start(t, notify.Options{ProbeTimeout: 3 * time.Second})
+	deadline := time.Now().Add(time.Second)
+	for n.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready 1s after start: %v", n.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
