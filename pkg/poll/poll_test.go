@@ -1,0 +1,289 @@
+package poll_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/metrics"
+	"github.com/cometbox/cometbox/pkg/poll"
+)
+
+// fakeStore is a Queue and a Notifier in memory: ids only, no acks.
+type fakeStore struct {
+	mu       sync.Mutex
+	msgs     map[string][]uint64
+	watchers map[string]map[*fakeWatch]struct{}
+	readErr  error
+	watchErr error
+	reads    int
+}
+
+type fakeWatch struct {
+	c    chan struct{}
+	stop func()
+}
+
+func (w *fakeWatch) Woken() <-chan struct{} { return w.c }
+func (w *fakeWatch) Stop()                  { w.stop() }
+
+func newFake() *fakeStore {
+	return &fakeStore{msgs: map[string][]uint64{}, watchers: map[string]map[*fakeWatch]struct{}{}}
+}
+
+func (f *fakeStore) Read(ctx context.Context, client string, since message.Cursor, limit int) (message.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	if f.readErr != nil {
+		return message.Page{}, f.readErr
+	}
+	page := message.Page{Next: since}
+	for _, id := range f.msgs[client] {
+		if id > since.ID && len(page.Messages) < limit {
+			page.Messages = append(page.Messages, message.Queued{ID: id})
+			page.Next.ID = id
+		}
+	}
+	return page, nil
+}
+
+func (f *fakeStore) Watch(ctx context.Context, client string) (poll.Watcher, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.watchErr != nil {
+		return nil, f.watchErr
+	}
+	w := &fakeWatch{c: make(chan struct{}, 1)}
+	if f.watchers[client] == nil {
+		f.watchers[client] = map[*fakeWatch]struct{}{}
+	}
+	f.watchers[client][w] = struct{}{}
+	w.stop = func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.watchers[client], w)
+	}
+	return w, nil
+}
+
+func (f *fakeStore) publish(client string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs[client] = append(f.msgs[client], uint64(len(f.msgs[client])+1))
+	for w := range f.watchers[client] {
+		select {
+		case w.c <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *fakeStore) watching() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, ws := range f.watchers {
+		n += len(ws)
+	}
+	return n
+}
+
+func ids(p message.Page) string {
+	var out []uint64
+	for _, m := range p.Messages {
+		out = append(out, m.ID)
+	}
+	return fmt.Sprint(out)
+}
+
+func TestPendingAnsweredAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.publish("a")
+		f.publish("a")
+		p := poll.New(f, f, nil, poll.Options{})
+		start := time.Now()
+		res, err := p.Poll(context.Background(), "a", message.Cursor{})
+		if err != nil || ids(res.Page) != "[1 2]" || res.Outcome != metrics.OutcomeMessages {
+			t.Fatalf("Poll = %v %+v, %v; want [1 2] messages", ids(res.Page), res.Outcome, err)
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("Poll took %v; want no wait", time.Since(start))
+		}
+		if f.watching() != 0 {
+			t.Errorf("%d watchers left", f.watching())
+		}
+	})
+}
+
+func TestWokenByPublish(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{})
+		go func() {
+			time.Sleep(7 * time.Second)
+			f.publish("a")
+		}()
+		start := time.Now()
+		res, err := p.Poll(context.Background(), "a", message.Cursor{})
+		if err != nil || ids(res.Page) != "[1]" || res.Outcome != metrics.OutcomeMessages {
+			t.Fatalf("Poll = %v %s, %v; want [1] messages", ids(res.Page), res.Outcome, err)
+		}
+		if d := time.Since(start); d != 7*time.Second {
+			t.Errorf("Poll answered after %v; want 7s", d)
+		}
+	})
+}
+
+func TestTwoPollsOneClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.publish("a")
+		p := poll.New(f, f, nil, poll.Options{})
+		var wg sync.WaitGroup
+		results := make([]string, 2)
+		for i, since := range []uint64{0, 1} {
+			wg.Go(func() {
+				res, _ := p.Poll(context.Background(), "a", message.Cursor{ID: since})
+				results[i] = ids(res.Page)
+			})
+		}
+		synctest.Wait()
+		f.publish("a")
+		wg.Wait()
+		if results[0] != "[1]" || results[1] != "[2]" {
+			t.Errorf("tabs got %v; want [[1] [2]]", results)
+		}
+	})
+}
+
+func TestTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{Timeout: 25 * time.Second})
+		start := time.Now()
+		res, err := p.Poll(context.Background(), "a", message.Cursor{Epoch: "e", ID: 5})
+		d := time.Since(start)
+		if err != nil || len(res.Messages) != 0 || res.Outcome != metrics.OutcomeTimeout {
+			t.Fatalf("Poll = %+v, %v; want empty timeout", res, err)
+		}
+		if res.Next != (message.Cursor{Epoch: "e", ID: 5}) {
+			t.Errorf("Next = %v; want the poll's own cursor", res.Next)
+		}
+		if d < 22500*time.Millisecond || d > 25*time.Second {
+			t.Errorf("timed out after %v; want 22.5s to 25s", d)
+		}
+	})
+}
+
+func TestBrowserLeaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(3 * time.Second)
+			cancel()
+		}()
+		res, err := p.Poll(ctx, "a", message.Cursor{})
+		if !errors.Is(err, context.Canceled) || res.Outcome != metrics.OutcomeGone {
+			t.Fatalf("Poll = %+v, %v; want gone, context.Canceled", res, err)
+		}
+		if f.watching() != 0 || p.Held() != 0 {
+			t.Errorf("after leaving: %d watchers, %d held; want 0, 0", f.watching(), p.Held())
+		}
+	})
+}
+
+func TestDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{DrainSpread: 3 * time.Second})
+		const n = 50
+		var wg sync.WaitGroup
+		answered := make([]time.Duration, n)
+		start := time.Now()
+		for i := range n {
+			wg.Go(func() {
+				res, err := p.Poll(context.Background(), fmt.Sprint("c", i), message.Cursor{})
+				if err != nil || res.Outcome != metrics.OutcomeDrained {
+					t.Errorf("Poll = %+v, %v; want drained", res, err)
+				}
+				answered[i] = time.Since(start)
+			})
+		}
+		synctest.Wait()
+		p.Drain()
+		p.Drain() // twice is fine
+		wg.Wait()
+		distinct := map[time.Duration]bool{}
+		for _, d := range answered {
+			if d >= 3*time.Second {
+				t.Errorf("answered after %v; want within the 3s spread", d)
+			}
+			distinct[d] = true
+		}
+		if len(distinct) < n/2 {
+			t.Errorf("answers at only %d distinct moments; want them spread", len(distinct))
+		}
+		// New polls while draining answer at once.
+		res, err := p.Poll(context.Background(), "late", message.Cursor{})
+		if err != nil || res.Outcome != metrics.OutcomeDrained || time.Since(start) >= 3*time.Second {
+			t.Errorf("late Poll = %+v, %v after %v; want drained at once", res, err, time.Since(start))
+		}
+	})
+}
+
+func TestLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{MaxPerClient: 2, MaxHeld: 3})
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for _, c := range []string{"a", "a", "b"} {
+			wg.Go(func() { p.Poll(ctx, c, message.Cursor{}) })
+		}
+		synctest.Wait()
+		if _, err := p.Poll(ctx, "b", message.Cursor{}); !errors.Is(err, poll.ErrOverloaded) {
+			t.Errorf("4th poll on the node = %v; want ErrOverloaded", err)
+		}
+		cancel()
+		wg.Wait()
+
+		p = poll.New(f, f, nil, poll.Options{MaxPerClient: 2})
+		ctx, cancel = context.WithCancel(context.Background())
+		for range 2 {
+			wg.Go(func() { p.Poll(ctx, "a", message.Cursor{}) })
+		}
+		synctest.Wait()
+		if _, err := p.Poll(ctx, "a", message.Cursor{}); !errors.Is(err, poll.ErrTooManyPolls) {
+			t.Errorf("3rd poll of a client = %v; want ErrTooManyPolls", err)
+		}
+		cancel()
+		wg.Wait()
+	})
+}
+
+func TestBackendErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.readErr = errors.New("connection refused")
+		p := poll.New(f, f, nil, poll.Options{})
+		if res, err := p.Poll(context.Background(), "a", message.Cursor{}); !errors.Is(err, poll.ErrUnavailable) || res.Outcome != metrics.OutcomeError {
+			t.Errorf("Poll with failing reads = %+v, %v; want ErrUnavailable", res, err)
+		}
+		f.readErr, f.watchErr = nil, errors.New("subscribe timed out")
+		if _, err := p.Poll(context.Background(), "a", message.Cursor{}); !errors.Is(err, poll.ErrUnavailable) {
+			t.Errorf("Poll with failing subscribe = %v; want ErrUnavailable", err)
+		}
+		if f.watching() != 0 {
+			t.Errorf("%d watchers left", f.watching())
+		}
+	})
+}
