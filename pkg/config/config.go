@@ -1,0 +1,212 @@
+// Package config turns command-line flags and COMETBOX_* environment
+// variables into a validated Config.
+//
+// A flag beats its environment variable, which beats the default. Every
+// flag's variable is COMETBOX_ followed by the flag's name in upper case
+// with dashes as underscores: -poll-timeout is COMETBOX_POLL_TIMEOUT.
+// Parse takes the environment as a function, so tests need not touch the
+// process's own.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts every environment variable the node reads.
+const EnvPrefix = "COMETBOX_"
+
+// Config is a node's whole configuration.
+type Config struct {
+	Listen      string
+	DebugListen string
+	NodeName    string
+
+	RedisURL  string
+	KeyPrefix string
+
+	PublishSecret string
+	TokenSecret   string
+	TokenLeeway   time.Duration
+
+	PollTimeout       time.Duration
+	BatchSize         int
+	MaxPolls          int
+	MaxPollsPerClient int
+
+	QueueCap       int
+	QueueTTL       time.Duration
+	IdempotencyTTL time.Duration
+
+	MaxBody    Size
+	MaxMessage Size
+	MaxBatch   int
+
+	DrainDelay      time.Duration
+	DrainSpread     time.Duration
+	ShutdownTimeout time.Duration
+
+	LogFormat string
+	LogLevel  string
+
+	Version bool
+}
+
+// ErrHelp is returned by Parse when -h or -help was given; the usage has
+// been written.
+var ErrHelp = flag.ErrHelp
+
+// Parse reads args (without the program name) and the environment
+// through getenv. environ lists the environment as "KEY=value" strings,
+// only to warn about unknown COMETBOX_* variables; warnings are returned,
+// not logged, because the logger is not configured yet. Usage and errors
+// go to out.
+func Parse(args []string, getenv func(string) string, environ []string, out io.Writer) (Config, []string, error) {
+	var c Config
+	fs := flag.NewFlagSet("cometbox", flag.ContinueOnError)
+	fs.SetOutput(out)
+	host, _ := os.Hostname()
+
+	fs.StringVar(&c.Listen, "listen", ":8080", "address the HTTP API listens on")
+	fs.StringVar(&c.DebugListen, "debug-listen", "", "address for pprof (/debug/pprof/); empty: off. Never expose it publicly")
+	fs.StringVar(&c.NodeName, "node-name", host, "this node's name in logs and metrics (default: the host name)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL, e.g. redis://:password@host:6379/0 or rediss://...; empty: an embedded in-process Redis (single node only)")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", "cb:", "prefix of every Redis key and channel, to share one Redis between deployments")
+	fs.StringVar(&c.PublishSecret, "publish-secret", "", "secret required as \"Authorization: Bearer\" on POST /publish; empty: publishing is open (prefer the environment variable: flags show in ps)")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret of browser tokens; when set, every poll needs a token (prefer the environment variable)")
+	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "how long after its expiry a token is still accepted, for clock skew")
+	fs.DurationVar(&c.PollTimeout, "poll-timeout", 25*time.Second, "how long a poll is held before it is answered with []; keep it below your proxies' idle timeouts")
+	fs.IntVar(&c.BatchSize, "batch-size", 100, "most messages in one poll answer; the rest come with the next poll")
+	fs.IntVar(&c.MaxPolls, "max-polls", 0, "most polls this node holds at once, then 503 with Retry-After; 0: 90% of the open-file limit")
+	fs.IntVar(&c.MaxPollsPerClient, "max-polls-per-client", 4, "most polls one client holds on this node at once, then 429; 0: no limit")
+	fs.IntVar(&c.QueueCap, "queue-cap", 1000, "most messages queued for one client; the oldest are dropped beyond it (and reported as a gap)")
+	fs.DurationVar(&c.QueueTTL, "queue-ttl", 24*time.Hour, "a client's queue is deleted after this long without a publish or poll")
+	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 10*time.Minute, "how long an idempotency key is remembered")
+	c.MaxBody = 1 << 20
+	fs.Var(&c.MaxBody, "max-body", "largest publish body, e.g. 1MiB, 512KiB or bytes")
+	c.MaxMessage = 64 << 10
+	fs.Var(&c.MaxMessage, "max-message", "largest single message payload, e.g. 64KiB")
+	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most messages in one publish request")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz at 503 before closing the listener, for load balancers to notice")
+	fs.DurationVar(&c.DrainSpread, "drain-spread", 3*time.Second, "on SIGTERM, held polls are answered with [] spread over this window")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, the most time allowed for in-flight requests after the drain delay")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+
+	fs.Usage = func() { usage(fs, out) }
+	if err := fs.Parse(args); err != nil {
+		return Config{}, nil, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, nil, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	known := map[string]bool{}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := EnvName(f.Name)
+		known[name] = true
+		v := getenv(name)
+		if set[f.Name] || v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, nil, err
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, nil, err
+	}
+	return c, unknownEnv(environ, known), nil
+}
+
+// EnvName returns the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.PollTimeout >= time.Second && c.PollTimeout <= 10*time.Minute, "-poll-timeout %v: want 1s to 10m", c.PollTimeout)
+	check(c.BatchSize >= 1 && c.BatchSize <= 10000, "-batch-size %d: want 1 to 10000", c.BatchSize)
+	check(c.MaxPolls >= 0, "-max-polls %d: want 0 or more", c.MaxPolls)
+	check(c.MaxPollsPerClient >= 0, "-max-polls-per-client %d: want 0 or more", c.MaxPollsPerClient)
+	check(c.QueueCap >= 1 && c.QueueCap <= 1_000_000, "-queue-cap %d: want 1 to 1000000", c.QueueCap)
+	check(c.QueueTTL >= time.Second, "-queue-ttl %v: want at least 1s", c.QueueTTL)
+	check(c.IdempotencyTTL >= time.Second, "-idempotency-ttl %v: want at least 1s", c.IdempotencyTTL)
+	check(c.TokenLeeway >= 0 && c.TokenLeeway <= time.Hour, "-token-leeway %v: want 0 to 1h", c.TokenLeeway)
+	check(c.MaxBody >= 1024, "-max-body %v: want at least 1KiB", c.MaxBody)
+	check(c.MaxMessage >= 16 && c.MaxMessage <= c.MaxBody, "-max-message %v: want 16 bytes up to -max-body (%v)", c.MaxMessage, c.MaxBody)
+	check(c.MaxBatch >= 1 && c.MaxBatch <= 100000, "-max-batch %d: want 1 to 100000", c.MaxBatch)
+	check(c.DrainDelay >= 0 && c.DrainSpread > 0 && c.ShutdownTimeout > 0, "-drain-delay, -drain-spread and -shutdown-timeout: want positive durations")
+	check(c.LogFormat == "text" || c.LogFormat == "json", "-log-format %q: want text or json", c.LogFormat)
+	check(map[string]bool{"debug": true, "info": true, "warn": true, "error": true}[c.LogLevel], "-log-level %q: want debug, info, warn or error", c.LogLevel)
+	check(c.KeyPrefix != "" && !strings.ContainsAny(c.KeyPrefix, "{} "), "-key-prefix %q: want a non-empty prefix without braces or spaces", c.KeyPrefix)
+	check(c.Listen != "", "-listen: want an address such as :8080")
+	return errors.Join(errs...)
+}
+
+// unknownEnv lists COMETBOX_* variables that no flag reads: usually a
+// typo. Variables Kubernetes injects for a Service named cometbox
+// (COMETBOX_PORT, COMETBOX_SERVICE_HOST, ...) and the test suite's
+// COMETBOX_TEST_* are not ours and not reported.
+func unknownEnv(environ []string, known map[string]bool) []string {
+	var warnings []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || known[name] || isForeign(name) {
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("unknown environment variable %s (no flag reads it; see cometbox -h)", name))
+	}
+	sort.Strings(warnings)
+	return warnings
+}
+
+func isForeign(name string) bool {
+	for _, p := range []string{"COMETBOX_PORT", "COMETBOX_SERVICE_", "COMETBOX_TEST_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, `cometbox: a comet (server push) node. Back ends POST messages to /publish,
+browsers long-poll /poll; messages wait in Redis. See README.md.
+
+Usage: cometbox [flags]
+
+Every flag can also be set by its environment variable; a flag beats the
+variable, which beats the default.
+
+`)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, help := flag.UnquoteUsage(f)
+		fmt.Fprintf(out, "  -%s %s\n", f.Name, typ)
+		fmt.Fprintf(out, "    \t%s\n", help)
+		def := f.DefValue
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(out, "    \tenv %s, default %s\n", EnvName(f.Name), def)
+	})
+}
