@@ -295,7 +295,7 @@ func (p *xmlParser) token() (xml.Token, error) {
 		if errors.As(err, &syn) {
 			return nil, fmt.Errorf("line %d: %s: %w", syn.Line, syn.Msg, ErrMalformed)
 		}
-		return nil, fmt.Errorf("line %d: %v: %w", p.line(), err, ErrMalformed)
+		return nil, fmt.Errorf("line %d: %w: %w", p.line(), err, ErrMalformed) // keeps *http.MaxBytesError visible
 	}
 	return tok, nil
 }

@@ -78,8 +78,13 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// ErrClosed is returned by Watch after Run has returned.
-var ErrClosed = errors.New("notify: closed")
+var (
+	// ErrClosed is returned by Watch after Run has returned.
+	ErrClosed = errors.New("notify: closed")
+	// ErrDown is returned by Watch while the pub/sub connection is failing,
+	// at once rather than after the caller's timeout.
+	ErrDown = errors.New("notify: pub/sub connection down")
+)
 
 // Notifier multiplexes wake-up subscriptions over one pub/sub connection.
 type Notifier struct {
@@ -102,6 +107,8 @@ type Notifier struct {
 	probeSent time.Time
 	probeOK   time.Time
 	lastErr   error
+	down      error     // set when a connection failed, cleared by the next confirmation
+	downSince time.Time // when down was first set, for the recovery log
 	closed    bool
 }
 
@@ -129,8 +136,9 @@ type Watch struct {
 	C <-chan struct{}
 
 	c     chan struct{}
-	ready chan struct{} // closed once the subscription is confirmed
+	ready chan struct{} // closed once the subscription is confirmed, or failed
 	armed bool          // ready is closed
+	err   error         // why the subscription failed, when it did
 	n     *Notifier
 	ch    *channel
 }
@@ -172,6 +180,11 @@ func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
+	if n.down != nil {
+		err := n.down
+		n.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w", ErrDown, err)
+	}
 	ch := n.chans[name]
 	if ch == nil {
 		ch = &channel{name: name, watchers: make(map[*Watch]struct{})}
@@ -189,11 +202,14 @@ func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
 	select {
 	case <-w.ready:
 		n.mu.Lock()
-		closed := n.closed
+		closed, err := n.closed, w.err
 		n.mu.Unlock()
-		if closed {
+		switch {
+		case closed:
 			w.Stop()
 			return nil, ErrClosed
+		case err != nil:
+			return nil, fmt.Errorf("notify: subscribe %s: %w: %w", name, ErrDown, err)
 		}
 		return w, nil
 	case <-ctx.Done():
@@ -227,6 +243,9 @@ func (n *Notifier) Ready() error {
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
+	}
+	if n.down != nil {
+		return fmt.Errorf("%w: %w", ErrDown, n.down)
 	}
 	if n.probeOK.IsZero() || time.Since(n.probeOK) > n.opts.ProbeInterval+2*n.opts.ProbeTimeout {
 		if n.lastErr != nil {
@@ -342,6 +361,10 @@ func (n *Notifier) dispatch(gen uint64, msg any) {
 func (n *Notifier) confirmedLocked(ch *channel) {
 	switch ch.state {
 	case subscribing:
+		if n.down != nil { // the connection works again
+			n.log.Info("pub/sub connection restored", "down_for", time.Since(n.downSince).Round(time.Millisecond))
+			n.down = nil
+		}
 		n.m.Subscribed(time.Since(ch.since))
 		ch.state, ch.since = subscribed, time.Now()
 		if ch.pinned { // a new connection: prove it at once
@@ -573,8 +596,25 @@ func (n *Notifier) failLocked(gen uint64, op string, err error) {
 	}
 	n.m.RedisError(op)
 	n.m.PubSubReconnected()
-	n.lastErr = err
-	n.log.Warn("pub/sub connection replaced", "op", op, "err", err, "channels", len(n.chans))
+	if n.down == nil {
+		n.log.Warn("pub/sub connection lost; reconnecting", "op", op, "err", err, "channels", len(n.chans)-1)
+		n.downSince = time.Now()
+	} else {
+		n.log.Debug("pub/sub reconnect failed", "op", op, "err", err)
+	}
+	n.lastErr, n.down = err, err
+	// Whoever waits for a subscription learns now that it failed, rather
+	// than at its timeout; watchers already armed stay and re-read once
+	// the new connection confirms their channel.
+	for _, ch := range n.chans {
+		for w := range ch.watchers {
+			if !w.armed {
+				w.err, w.armed = err, true
+				close(w.ready)
+				delete(ch.watchers, w)
+			}
+		}
+	}
 	old := n.ps
 	n.replaceLocked()
 	go func() { _ = old.Close() }()

@@ -2,6 +2,8 @@ package notify_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -9,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/cometbox/cometbox/pkg/internal/redistest"
+	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/notify"
 )
 
@@ -190,5 +192,50 @@ func TestReadySoonAfterStart(t *testing.T) {
 			t.Fatalf("not ready 1s after start: %v", n.Ready())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// With Redis gone, Watch must fail at once so that a poll answers 503
+// fast, instead of holding the browser for the whole subscribe timeout.
+func TestWatchFailsFastWhenDown(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.DiscardHandler), nil, notify.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	w, err := n.Watch(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+
+	mr.Close()
+	for i := range 3 {
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		start := time.Now()
+		_, err := n.Watch(wctx, fmt.Sprint("b", i))
+		wcancel()
+		if !errors.Is(err, notify.ErrDown) {
+			t.Fatalf("Watch %d with Redis gone = %v; want ErrDown", i, err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("Watch %d failed after %v; want well before its 10s timeout", i, d)
+		}
+	}
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w, err := n.Watch(ctx, "c")
+		if err == nil {
+			w.Stop()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Watch after Redis came back = %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
