@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cometbox/cometbox/pkg/internal/redistest"
+	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/queue"
 )
