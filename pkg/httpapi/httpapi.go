@@ -1,0 +1,198 @@
+// Package httpapi is the HTTP face of a cometbox node: the chi routes for
+// publishing, polling, health and metrics, the mapping of every error to
+// a status code and a stable error code, and the middleware that logs and
+// counts requests.
+//
+// The contract it implements is docs/protocol.md. A Handler is safe for
+// concurrent use.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/metrics"
+	"github.com/cometbox/cometbox/pkg/poll"
+)
+
+// Publisher enqueues a validated batch; *queue.Queue implements it.
+type Publisher interface {
+	Publish(ctx context.Context, batch message.Batch) (message.Published, error)
+}
+
+// Config is what the handler needs besides its collaborators.
+type Config struct {
+	// PublishSecret, when set, is required as "Authorization: Bearer" on
+	// POST /publish.
+	PublishSecret string
+	// TokenSecret, when set, makes GET /poll require a token minted with
+	// it (package token).
+	TokenSecret []byte
+	// TokenLeeway forgives clock skew on token expiry. Default: 0.
+	TokenLeeway time.Duration
+	// MaxBodyBytes bounds a publish body. Default: 1 MiB.
+	MaxBodyBytes int64
+	// Limits bound what a publish may carry.
+	Limits message.Limits
+	// PollTimeout is the poll's wait; the poll's write deadline is set a
+	// margin above it. Default: 25s.
+	PollTimeout time.Duration
+	// PublishTimeout bounds the Redis work of one publish, detached from
+	// the publisher hanging up. Default: 5s.
+	PublishTimeout time.Duration
+	// Ready reports whether the node can serve (Redis answers, wake-ups
+	// flow); /readyz answers 503 with its error otherwise.
+	Ready func(ctx context.Context) error
+	// Metrics serves GET /metrics when not nil.
+	Metrics http.Handler
+	// Log receives request and error logs. Default: discard.
+	Log *slog.Logger
+	// M counts requests, deliveries and publishes. May be nil.
+	M *metrics.Metrics
+}
+
+// Handler serves the node's HTTP API.
+type Handler struct {
+	pub    Publisher
+	poller *poll.Poller
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics.Metrics
+	mux    chi.Router
+}
+
+// New returns the node's HTTP handler.
+func New(pub Publisher, poller *poll.Poller, cfg Config) *Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 25 * time.Second
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func(context.Context) error { return nil }
+	}
+	h := &Handler{pub: pub, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M}
+
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, h.observe, secureHeaders)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, jsonFormat, errNotFound)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, jsonFormat, errMethodNotAllowed)
+	})
+	r.Post("/publish", h.publish)
+	r.Get("/poll", h.poll)
+	r.Get("/healthz", h.healthz)
+	r.Get("/readyz", h.readyz)
+	if cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
+	}
+	h.mux = r
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+type ctxKey int
+
+const logKey ctxKey = iota
+
+// observe gives each request an id and a logger, and counts and logs it
+// once answered, labelled by its route pattern.
+func (h *Handler) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if len(id) == 0 || len(id) > 64 || !message.ValidClient(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		log := h.log.With("req", id, "method", r.Method, "path", r.URL.Path)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logKey, log)))
+
+		route := "other"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		h.m.HTTPRequest(route, sw.code())
+		if log.Enabled(r.Context(), slog.LevelDebug) {
+			log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+				slog.Int("status", sw.code()), slog.Duration("took", time.Since(start)))
+		}
+	})
+}
+
+// logger returns the request's logger.
+func logger(r *http.Request) *slog.Logger {
+	if l, ok := r.Context().Value(logKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// secureHeaders sets the headers every answer carries.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter remembers the status code; Unwrap keeps
+// http.ResponseController working through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

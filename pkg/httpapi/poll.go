@@ -1,0 +1,97 @@
+package httpapi
+
+import (
+	"bytes"
+	"net/http"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/token"
+)
+
+// pollWriteMargin is how long past the poll timeout a poll's answer may
+// still be written.
+const pollWriteMargin = 10 * time.Second
+
+// poll handles GET /poll?client=ID&since=CURSOR.
+func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	client := q.Get("client")
+	err := message.CheckClient(client)
+	var since message.Cursor
+	if err == nil {
+		since, err = message.ParseCursor(q.Get("since"))
+	}
+	if err == nil {
+		err = h.authorizePoll(r, client)
+	}
+	if err != nil {
+		h.writeError(w, r, jsonFormat, err)
+		return
+	}
+
+	// The server's WriteTimeout is short; this one answer may take the
+	// whole poll timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.cfg.PollTimeout + pollWriteMargin))
+
+	res, err := h.poller.Poll(r.Context(), client, since)
+	if err != nil {
+		if ctxGone(r, err) {
+			return // the browser left; nothing was acknowledged for it
+		}
+		h.writeError(w, r, jsonFormat, err)
+		return
+	}
+	h.writePage(w, res.Page)
+}
+
+// authorizePoll checks the client's token when tokens are required.
+func (h *Handler) authorizePoll(r *http.Request, client string) error {
+	if len(h.cfg.TokenSecret) == 0 {
+		return nil
+	}
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		tok, _ = bearer(r)
+	}
+	return token.Verify(h.cfg.TokenSecret, client, tok, time.Now(), h.cfg.TokenLeeway)
+}
+
+// writePage answers a poll: a JSON array of messages and the headers
+// that carry the cursor, a gap and a reset.
+func (h *Handler) writePage(w http.ResponseWriter, page message.Page) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cometbox-Cursor", page.Next.String())
+	if page.Gap != (message.Range{}) {
+		hdr.Set("Cometbox-Gap", page.Gap.String())
+		h.m.Gap()
+	}
+	if page.Reset {
+		hdr.Set("Cometbox-Reset", "1")
+		h.m.Reset()
+	}
+	if h.poller.Draining() {
+		hdr.Set("Connection", "close") // the next poll opens a connection the balancer sends elsewhere
+	}
+	n := 2
+	for _, m := range page.Messages {
+		n += len(m.JSON) + 1
+	}
+	body := bytes.NewBuffer(make([]byte, 0, n))
+	body.WriteByte('[')
+	for i, m := range page.Messages {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(m.JSON)
+	}
+	body.WriteByte(']')
+	if _, err := w.Write(body.Bytes()); err != nil {
+		return
+	}
+	now := time.Now()
+	for _, m := range page.Messages {
+		h.m.Delivered(m.Published, now)
+	}
+}
