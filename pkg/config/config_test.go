@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,29 @@ func TestSize(t *testing.T) {
 		var s config.Size
 		if err := s.Set(bad); err == nil {
 			t.Errorf("Size.Set(%q) = nil error", bad)
+		}
+	}
+}
+
+// TestREADMEListsEveryFlag keeps the README's configuration table true:
+// every flag and its variable must be there.
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	getenv, environ := env(nil)
+	config.Parse([]string{"-h"}, getenv, environ, &out)
+	for _, line := range strings.Split(out.String(), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		row := "| `-" + name + "` | `" + config.EnvName(name) + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row starting %s", row)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +15,7 @@ import (
 func TestLint(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := metrics.New(reg)
-	// Touch the vectors so that they have series to lint.
-	m.PollStarted()(metrics.OutcomeTimeout)
-	m.RedisError("read")
-	m.HTTPRequest("/poll", 200)
-	m.LimitRejected("polls_per_client")
-	m.SetLimit("polls_per_client", 4)
-	m.SetBuildInfo("test", "embedded")
+	touchAll(m)
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -55,4 +50,37 @@ cometbox_polls_waiting 1
 	if n := testutil.CollectAndCount(reg, "cometbox_poll_duration_seconds"); n != 1 {
 		t.Errorf("poll duration series = %d; want 1", n)
 	}
+}
+
+// TestREADMEListsEveryMetric keeps the README's metrics table true.
+func TestREADMEListsEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	touchAll(metrics.New(reg))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) < 15 {
+		t.Fatalf("only %d metric families gathered", len(families))
+	}
+	for _, f := range families {
+		if !strings.Contains(string(readme), "| `"+f.GetName()) {
+			t.Errorf("README.md does not list %s", f.GetName())
+		}
+	}
+}
+
+// touchAll gives every labelled collector a series, so that gathering
+// returns every family.
+func touchAll(m *metrics.Metrics) {
+	m.PollStarted()(metrics.OutcomeTimeout)
+	m.RedisError("read")
+	m.HTTPRequest("/poll", 200)
+	m.LimitRejected("polls_per_client")
+	m.SetLimit("polls_per_client", 4)
+	m.SetBuildInfo("test", "embedded")
 }

@@ -1,0 +1,303 @@
+// Command cometbox runs a cometbox node: back ends POST messages for a
+// client to /publish on any node, browsers long-poll /poll on any node,
+// and the messages wait in Redis in between. Run `cometbox -h` for the
+// settings; README.md explains the rest.
+//
+// This is the only file that knows every concrete type: it reads the
+// configuration, connects Redis, wires queue, notify, poll and httpapi
+// together, serves, and drains on SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cometbox/cometbox/pkg/config"
+	"github.com/cometbox/cometbox/pkg/embedredis"
+	"github.com/cometbox/cometbox/pkg/httpapi"
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/metrics"
+	"github.com/cometbox/cometbox/pkg/notify"
+	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/queue"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	code := run(ctx, stop, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: ctx ends on SIGTERM/SIGINT, after which
+// stopSignals restores the default handling, so a second signal kills.
+func run(ctx context.Context, stopSignals func(), args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) int {
+	cfg, warnings, err := config.Parse(args, getenv, environ, stderr)
+	if errors.Is(err, config.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cometbox: %v\n", err)
+		return 2
+	}
+	if cfg.Version {
+		fmt.Fprintf(stdout, "cometbox %s\n", buildVersion())
+		return 0
+	}
+	log := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err := serve(ctx, stopSignals, cfg, log); err != nil {
+		log.Error("exiting", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the node until ctx ends, then drains.
+func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog.Logger) error {
+	rdb, mode, closeRedis, err := connectRedis(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+	m.SetBuildInfo(buildVersion(), mode)
+
+	maxPolls := cfg.MaxPolls
+	if maxPolls == 0 {
+		maxPolls = defaultMaxPolls()
+	}
+	for name, v := range map[string]int{
+		"polls_per_node": maxPolls, "polls_per_client": cfg.MaxPollsPerClient, "queue_cap": cfg.QueueCap,
+		"batch_messages": cfg.MaxBatch, "body_bytes": int(cfg.MaxBody), "message_bytes": int(cfg.MaxMessage),
+	} {
+		m.SetLimit(name, float64(v))
+	}
+
+	q := queue.New(rdb, queue.Options{
+		Prefix: cfg.KeyPrefix, Cap: cfg.QueueCap, TTL: cfg.QueueTTL, IdempotencyTTL: cfg.IdempotencyTTL,
+	})
+	n := notify.New(rdb, q.WakeChannel, log.With("component", "notify"), m, notify.Options{
+		ProbePrefix: cfg.KeyPrefix + "probe:",
+	})
+	p := poll.New(q, notifier{n}, m, poll.Options{
+		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
+		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
+	})
+	h := httpapi.New(q, p, httpapi.Config{
+		PublishSecret: cfg.PublishSecret,
+		TokenSecret:   []byte(cfg.TokenSecret),
+		TokenLeeway:   cfg.TokenLeeway,
+		MaxBodyBytes:  int64(cfg.MaxBody),
+		Limits:        message.Limits{MaxMessageBytes: int(cfg.MaxMessage), MaxMessages: cfg.MaxBatch},
+		PollTimeout:   cfg.PollTimeout,
+		Ready: func(ctx context.Context) error {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+			return n.Ready()
+		},
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Log:     log,
+		M:       m,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      15 * time.Second, // polls extend their own deadline
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	bg, cancelBg := context.WithCancel(context.Background())
+	defer cancelBg()
+	notifyDone := make(chan struct{})
+	go func() { defer close(notifyDone); _ = n.Run(bg) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	stopDebug := serveDebug(cfg.DebugListen, log)
+	defer stopDebug()
+
+	log.Info("listening", "addr", ln.Addr().String(), "version", buildVersion(),
+		"redis", mode, "poll_timeout", cfg.PollTimeout, "max_polls", maxPolls)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stopSignals()
+
+	// Drain: out of the balancers' rotation, held polls answered spread
+	// over a few seconds, in-flight publishes finished, then exit.
+	start := time.Now()
+	log.Info("draining", "held_polls", p.Held(), "drain_delay", cfg.DrainDelay, "drain_spread", cfg.DrainSpread)
+	m.SetDraining()
+	p.Drain()
+	time.Sleep(cfg.DrainDelay)
+	shutCtx, cancelShut := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancelShut()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("shutdown grace period over; cancelling what is left", "err", err)
+		cancelBase()
+		_ = srv.Close()
+	}
+	cancelBg()
+	<-notifyDone
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// notifier adapts *notify.Notifier to poll.Notifier.
+type notifier struct{ n *notify.Notifier }
+
+func (a notifier) Watch(ctx context.Context, client string) (poll.Watcher, error) {
+	w, err := a.n.Watch(ctx, client)
+	if err != nil {
+		return nil, err
+	}
+	return watch{w}, nil
+}
+
+type watch struct{ w *notify.Watch }
+
+func (w watch) Woken() <-chan struct{} { return w.w.C }
+func (w watch) Stop()                  { w.w.Stop() }
+
+// connectRedis returns a client for cfg.RedisURL, or for an embedded
+// Redis when it is empty, with the name of the mode for logs and metrics.
+func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, string, func(), error) {
+	var (
+		opts  *redis.Options
+		mode  = "standalone"
+		embed *embedredis.Server
+		err   error
+	)
+	if cfg.RedisURL == "" {
+		if embed, err = embedredis.Start(); err != nil {
+			return nil, "", nil, err
+		}
+		mode = "embedded"
+		opts = &redis.Options{Addr: embed.Addr()}
+		log.Warn("single-node mode: using an embedded in-process Redis; queued messages live in this process only and no other node can share them. Set -redis-url (COMETBOX_REDIS_URL) for production or several nodes")
+	} else if opts, err = redis.ParseURL(cfg.RedisURL); err != nil {
+		return nil, "", nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	// Fail fast and never retry by ourselves: a retried enqueue whose first
+	// attempt reached Redis would duplicate messages. Clients retry, with
+	// idempotency keys.
+	opts.MaxRetries = -1
+	opts.DialerRetries = 1
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 3 * time.Second
+	opts.WriteTimeout = 3 * time.Second
+	opts.ClientName = "cometbox:" + cfg.NodeName
+	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
+	rdb := redis.NewClient(opts)
+
+	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		log.Error("redis does not answer yet; /readyz stays 503 until it does", "addr", opts.Addr, "err", err)
+	}
+
+	stopTick := func() {}
+	if embed != nil {
+		tickCtx, cancelTick := context.WithCancel(context.Background())
+		go func() { _ = embed.Run(tickCtx) }()
+		stopTick = cancelTick
+	}
+	return rdb, mode, func() {
+		_ = rdb.Close()
+		stopTick()
+		if embed != nil {
+			embed.Close()
+		}
+	}, nil
+}
+
+// redisLogger sends go-redis's own messages (mostly dial failures, which
+// cometbox logs where it handles them) to the debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, v...))
+	}
+}
+
+// serveDebug serves pprof on its own listener when addr is set.
+func serveDebug(addr string, log *slog.Logger) (stop func()) {
+	if addr == "" {
+		return func() {}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("debug listener", "addr", addr, "err", err)
+		}
+	}()
+	log.Info("debug listener (pprof)", "addr", addr)
+	return func() { _ = srv.Close() }
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(h).With("node", cfg.NodeName)
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
