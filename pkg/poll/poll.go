@@ -24,6 +24,9 @@ type Queue interface {
 	// Read acknowledges everything up to since and returns what follows,
 	// without blocking.
 	Read(ctx context.Context, client string, since message.Cursor, limit int) (message.Page, error)
+	// ReadAfter acknowledges up to ack and returns what follows after,
+	// without blocking.
+	ReadAfter(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error)
 }
 
 // Notifier wakes polls when their client's queue changes.
@@ -199,6 +202,86 @@ func (p *Poller) result(ctx context.Context, page message.Page, err error) (Resu
 		return Result{Page: page, Outcome: metrics.OutcomeMessages}, nil
 	default:
 		return Result{Page: page, Outcome: metrics.OutcomeDrained}, nil
+	}
+}
+
+// Stream feeds one long-lived stream (server-sent events) of client from
+// since, until ctx ends or the node drains (both return nil) or emit or
+// Redis fails.
+//
+// emit is called first with the stream's opening page, settled or not;
+// then with every settled page (messages, a gap or a reset) as soon as it
+// is read; and with an empty page every heartbeat. Messages sent are not
+// acknowledged: the browser acknowledges them with its next connection's
+// cursor or an explicit ack (see queue.Ack). An error before the first
+// emit means the stream was never opened (a limit, or Redis).
+func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor, heartbeat time.Duration, emit func(message.Page) error) error {
+	release, err := p.admit(client)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer p.m.StreamOpened()()
+
+	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
+	w, err := p.n.Watch(subCtx, client)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.m.RedisError("subscribe")
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer w.Stop()
+
+	ack, after := since, since.ID
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	drain := p.draining
+	var drainTimer <-chan time.Time
+	for opened := false; ; {
+		readCtx, cancel := context.WithTimeout(ctx, p.opts.ReadTimeout)
+		page, err := p.q.ReadAfter(readCtx, client, ack, after, p.opts.Limit)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.m.RedisError("read")
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if !opened || page.Settled() {
+			opened = true
+			if err := emit(page); err != nil {
+				return err
+			}
+			if page.Reset { // continue in the new epoch; nothing to acknowledge there yet
+				ack = message.Cursor{Epoch: page.Next.Epoch}
+			}
+			after = page.Next.ID
+			if len(page.Messages) == p.opts.Limit {
+				continue // more are waiting
+			}
+		}
+	wait:
+		for {
+			select {
+			case <-w.Woken():
+				break wait
+			case <-tick.C:
+				if err := emit(message.Page{Next: message.Cursor{Epoch: page.Next.Epoch, ID: after}}); err != nil {
+					return err
+				}
+			case <-ctx.Done():
+				return nil
+			case <-drain:
+				drain = nil
+				drainTimer = time.After(rand.N(p.opts.DrainSpread))
+			case <-drainTimer:
+				return nil
+			}
+		}
 	}
 }
 

@@ -37,15 +37,19 @@ func newFake() *fakeStore {
 }
 
 func (f *fakeStore) Read(ctx context.Context, client string, since message.Cursor, limit int) (message.Page, error) {
+	return f.ReadAfter(ctx, client, since, since.ID, limit)
+}
+
+func (f *fakeStore) ReadAfter(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.reads++
 	if f.readErr != nil {
 		return message.Page{}, f.readErr
 	}
-	page := message.Page{Next: since}
+	page := message.Page{Next: message.Cursor{Epoch: ack.Epoch, ID: after}}
 	for _, id := range f.msgs[client] {
-		if id > since.ID && len(page.Messages) < limit {
+		if id > after && len(page.Messages) < limit {
 			page.Messages = append(page.Messages, message.Queued{ID: id})
 			page.Next.ID = id
 		}
@@ -284,6 +288,78 @@ func TestBackendErrors(t *testing.T) {
 		}
 		if f.watching() != 0 {
 			t.Errorf("%d watchers left", f.watching())
+		}
+	})
+}
+
+func TestStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.publish("s")
+		p := poll.New(f, f, nil, poll.Options{Limit: 2})
+		ctx, cancel := context.WithCancel(context.Background())
+		var got []string
+		start := time.Now()
+		go func() {
+			time.Sleep(time.Second)
+			f.publish("s")
+			f.publish("s")
+			f.publish("s")
+			time.Sleep(40 * time.Second) // two heartbeats
+			cancel()
+		}()
+		err := p.Stream(ctx, "s", message.Cursor{}, 15*time.Second, func(page message.Page) error {
+			got = append(got, fmt.Sprintf("%v@%v", ids(page), time.Since(start)))
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("Stream = %v", err)
+		}
+		want := "[[1]@0s [2 3]@1s [4]@1s []@15s []@30s]"
+		if fmt.Sprint(got) != want {
+			t.Errorf("emitted %v; want %s", got, want)
+		}
+		if f.watching() != 0 || p.Held() != 0 {
+			t.Errorf("after the stream: %d watchers, %d held", f.watching(), p.Held())
+		}
+	})
+}
+
+func TestStreamDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{DrainSpread: 2 * time.Second})
+		go func() {
+			time.Sleep(time.Second)
+			p.Drain()
+		}()
+		start := time.Now()
+		if err := p.Stream(context.Background(), "s", message.Cursor{}, time.Hour, func(message.Page) error { return nil }); err != nil {
+			t.Fatalf("Stream = %v", err)
+		}
+		if d := time.Since(start); d < time.Second || d >= 3*time.Second {
+			t.Errorf("stream ended %v after start; want within the drain spread after 1s", d)
+		}
+	})
+}
+
+func TestStreamEmitError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f, nil, poll.Options{})
+		gone := errors.New("write: broken pipe")
+		go func() {
+			time.Sleep(time.Minute)
+			f.publish("s")
+		}()
+		err := p.Stream(context.Background(), "s", message.Cursor{}, time.Hour, func(page message.Page) error {
+			if len(page.Messages) == 0 {
+				return nil // the opening
+			}
+			return gone
+		})
+		if !errors.Is(err, gone) {
+			t.Errorf("Stream = %v; want the emit error", err)
 		}
 	})
 }

@@ -171,37 +171,56 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 }
 
 // Read acknowledges every message of client up to since (removing them
-// from the queue) and returns up to limit of those that follow. A cursor
-// that does not belong to the client's current sequence acknowledges
-// nothing and yields a Page with Reset set. Read never blocks; waiting is
-// package poll's job.
+// from the queue) and returns up to limit of those that follow: what a
+// long-poll does. A cursor that does not belong to the client's current
+// sequence acknowledges nothing and yields a Page with Reset set. Read
+// never blocks; waiting is package poll's job.
 func (q *Queue) Read(ctx context.Context, client string, since message.Cursor, limit int) (message.Page, error) {
+	return q.ReadAfter(ctx, client, since, since.ID, limit)
+}
+
+// ReadAfter acknowledges up to ack and returns up to limit messages with
+// ids after after: what a stream does, having sent messages that the
+// browser has not acknowledged yet. ack's epoch is the one checked.
+func (q *Queue) ReadAfter(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
 	if limit <= 0 {
 		limit = 100
 	}
+	return q.read(ctx, client, ack, after, limit)
+}
+
+// Ack acknowledges every message of client up to ack, reading nothing.
+// reset reports a cursor from another life of the sequence (nothing was
+// acknowledged).
+func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (reset bool, err error) {
+	page, err := q.read(ctx, client, ack, ack.ID, 0)
+	return page.Reset, err
+}
+
+func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
 	res, err := readScript.Run(ctx, q.rdb,
 		[]string{q.metaKey(client), q.listKey(client)},
-		since.Epoch, since.ID, limit, seconds(q.opts.TTL)).Slice()
+		ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL)).Slice()
 	if err != nil {
 		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
 	}
-	page, err := parsePage(res, since)
+	page, err := parsePage(res, after)
 	if err != nil {
 		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
 	}
 	return page, nil
 }
 
-// parsePage turns read.lua's reply into a Page for a poll at since.
-func parsePage(res []any, since message.Cursor) (message.Page, error) {
-	if len(res) != 5 {
+// parsePage turns read.lua's reply into a Page for a read after id after.
+func parsePage(res []any, after uint64) (message.Page, error) {
+	if len(res) != 4 {
 		return message.Page{}, fmt.Errorf("unexpected reply %v", res)
 	}
 	epoch, _ := res[0].(string)
-	first64, _ := res[2].(int64)
-	reset, _ := res[3].(int64)
-	entries, _ := res[4].([]any)
-	first := uint64(first64)
+	start64, _ := res[1].(int64)
+	reset, _ := res[2].(int64)
+	entries, _ := res[3].([]any)
+	start := uint64(start64)
 
 	page := message.Page{Reset: reset == 1, Messages: make([]message.Queued, 0, len(entries))}
 	for i, e := range entries {
@@ -212,14 +231,14 @@ func parsePage(res []any, since message.Cursor) (message.Page, error) {
 			return message.Page{}, fmt.Errorf("corrupt entry %q", truncate(s))
 		}
 		page.Messages = append(page.Messages, message.Queued{
-			ID:        first + uint64(i),
+			ID:        start + uint64(i),
 			JSON:      []byte(js),
 			Published: time.UnixMilli(pub),
 		})
 	}
-	page.Next = message.Cursor{Epoch: epoch, ID: first - 1 + uint64(len(entries))}
-	if !page.Reset && since.ID > 0 && first > since.ID+1 {
-		page.Gap = message.Range{First: since.ID + 1, Last: first - 1}
+	page.Next = message.Cursor{Epoch: epoch, ID: start - 1 + uint64(len(entries))}
+	if !page.Reset && after > 0 && start > after+1 {
+		page.Gap = message.Range{First: after + 1, Last: start - 1}
 	}
 	return page, nil
 }

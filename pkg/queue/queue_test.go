@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/cometbox/cometbox/internal/redistest"
+	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/queue"
 )
 
@@ -261,3 +263,43 @@ func TestRedisDown(t *testing.T) {
 		t.Error("Publish with Redis gone = nil error")
 	}
 }
+
+// A stream reads past what it has sent without acknowledging it; only
+// Ack (or the next connection's cursor) removes messages.
+func TestReadAfterAndAck(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	q.Publish(ctx, batchOf(text("s", "1"), text("s", "2"), text("s", "3")))
+	first, _ := q.ReadAfter(ctx, "s", message.Cursor{}, 0, 2)
+	if fmt.Sprint(ids(first)) != "[1 2]" {
+		t.Fatalf("ReadAfter(0) = %v; want [1 2]", ids(first))
+	}
+	next, _ := q.ReadAfter(ctx, "s", message.Cursor{}, first.Next.ID, 10)
+	if fmt.Sprint(ids(next)) != "[3]" || next.Gap != (message.Range{}) {
+		t.Fatalf("ReadAfter(2) = %v gap %v; want [3], no gap", ids(next), next.Gap)
+	}
+	// Nothing was acknowledged: a fresh read still sees all three.
+	if all, _ := q.Read(ctx, "s", message.Cursor{}, 10); fmt.Sprint(ids(all)) != "[1 2 3]" {
+		t.Fatalf("after ReadAfter, Read = %v; want [1 2 3]", ids(all))
+	}
+	reset, err := q.Ack(ctx, "s", message.Cursor{Epoch: first.Next.Epoch, ID: 2})
+	if err != nil || reset {
+		t.Fatalf("Ack = %v, %v", reset, err)
+	}
+	if rest, _ := q.Read(ctx, "s", message.Cursor{}, 10); fmt.Sprint(ids(rest)) != "[3]" {
+		t.Fatalf("after Ack(2), Read = %v; want [3]", ids(rest))
+	}
+	if reset, _ := q.Ack(ctx, "s", message.Cursor{Epoch: "other", ID: 3}); !reset {
+		t.Error("Ack with a foreign epoch: reset = false")
+	}
+	if rest, _ := q.Read(ctx, "s", message.Cursor{}, 10); fmt.Sprint(ids(rest)) != "[3]" {
+		t.Errorf("a foreign Ack removed messages: %v", ids(rest))
+	}
+}
+
+// The queue is what the poller and the HTTP handler need.
+var (
+	_ poll.Queue    = (*queue.Queue)(nil)
+	_ httpapi.Store = (*queue.Queue)(nil)
+)
