@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -34,6 +35,10 @@ type Config struct {
 	PublishSecret string
 	TokenSecret   string
 	TokenLeeway   time.Duration
+
+	CORSOrigins     []string
+	StreamHeartbeat time.Duration
+	Demo            bool
 
 	PollTimeout       time.Duration
 	BatchSize         int
@@ -81,6 +86,13 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.StringVar(&c.PublishSecret, "publish-secret", "", "secret required as \"Authorization: Bearer\" on POST /publish; empty: publishing is open (prefer the environment variable: flags show in ps)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret of browser tokens; when set, every poll needs a token (prefer the environment variable)")
 	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "how long after its expiry a token is still accepted, for clock skew")
+	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may poll and stream from another origin; * allows any", func(v string) error {
+		origins, err := parseOrigins(v)
+		c.CORSOrigins = origins
+		return err
+	})
+	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", 15*time.Second, "how often an idle event stream (/stream) gets a ping event")
+	fs.BoolVar(&c.Demo, "demo", false, "serve the demo page at /demo/ with its own publish route that needs no secret (default: on with the embedded Redis, off otherwise)")
 	fs.DurationVar(&c.PollTimeout, "poll-timeout", 25*time.Second, "how long a poll is held before it is answered with []; keep it below your proxies' idle timeouts")
 	fs.IntVar(&c.BatchSize, "batch-size", 100, "most messages in one poll answer; the rest come with the next poll")
 	fs.IntVar(&c.MaxPolls, "max-polls", 0, "most polls this node holds at once, then 503 with Retry-After; 0: 90% of the open-file limit")
@@ -126,6 +138,9 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, nil, err
 	}
+	if !set["demo"] && getenv(EnvName("demo")) == "" {
+		c.Demo = c.RedisURL == "" // a single-node try-out shows the demo
+	}
 	if err := c.validate(); err != nil {
 		return Config{}, nil, err
 	}
@@ -160,6 +175,7 @@ func (c *Config) validate() error {
 	check(map[string]bool{"debug": true, "info": true, "warn": true, "error": true}[c.LogLevel], "-log-level %q: want debug, info, warn or error", c.LogLevel)
 	check(c.KeyPrefix != "" && !strings.ContainsAny(c.KeyPrefix, "{} "), "-key-prefix %q: want a non-empty prefix without braces or spaces", c.KeyPrefix)
 	check(c.Listen != "", "-listen: want an address such as :8080")
+	check(c.StreamHeartbeat >= time.Second && c.StreamHeartbeat <= 5*time.Minute, "-stream-heartbeat %v: want 1s to 5m", c.StreamHeartbeat)
 	return errors.Join(errs...)
 }
 
@@ -180,7 +196,32 @@ func unknownEnv(environ []string, known map[string]bool) []string {
 	return warnings
 }
 
+// parseOrigins reads a comma-separated list of exact origins.
+func parseOrigins(v string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				return nil, fmt.Errorf("origin %q: want scheme://host[:port], e.g. https://app.example.com", o)
+			}
+			o = u.Scheme + "://" + u.Host
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
 func isForeign(name string) bool {
+	// COMETBOX_NODE is what the PHP example reads for the node's URL; a
+	// walkthrough exports it in the same shell as the node's variables.
+	if name == "COMETBOX_NODE" {
+		return true
+	}
 	for _, p := range []string{"COMETBOX_PORT", "COMETBOX_SERVICE_", "COMETBOX_TEST_"} {
 		if strings.HasPrefix(name, p) {
 			return true

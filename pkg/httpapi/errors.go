@@ -177,8 +177,12 @@ func explain(err error) string {
 
 func allowed(path string) string {
 	switch path {
-	case "/publish":
+	case "/publish", "/demo/publish":
 		return "POST"
+	case "/ack":
+		return "POST, OPTIONS"
+	case "/poll", "/stream":
+		return "GET, OPTIONS"
 	default:
 		return "GET"
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
@@ -23,9 +24,13 @@ import (
 	"github.com/cometbox/cometbox/pkg/poll"
 )
 
-// Publisher enqueues a validated batch; *queue.Queue implements it.
-type Publisher interface {
+// Store is what the handler needs of the message store; *queue.Queue
+// implements it.
+type Store interface {
+	// Publish enqueues a validated batch.
 	Publish(ctx context.Context, batch message.Batch) (message.Published, error)
+	// Ack acknowledges a client's messages up to a cursor.
+	Ack(ctx context.Context, client string, ack message.Cursor) (reset bool, err error)
 }
 
 // Config is what the handler needs besides its collaborators.
@@ -48,6 +53,19 @@ type Config struct {
 	// PublishTimeout bounds the Redis work of one publish, detached from
 	// the publisher hanging up. Default: 5s.
 	PublishTimeout time.Duration
+	// Heartbeat is how often an idle event stream gets a ping event.
+	// Default: 15s.
+	Heartbeat time.Duration
+	// CORSOrigins lists the origins (scheme://host[:port]) whose pages may
+	// read /poll, /stream and /ack; "*" allows any. Default: none.
+	CORSOrigins []string
+	// Assets holds the browser client (cometbox.js, cometbox.mjs,
+	// cometbox.d.ts) and, for demo mode, demo/. May be nil.
+	Assets fs.FS
+	// Demo serves the demo page at /demo/ with its demo-only publish and
+	// token routes. Never turn it on for a node the public can reach
+	// without also setting no publish secret you care about.
+	Demo bool
 	// Ready reports whether the node can serve (Redis answers, wake-ups
 	// flow); /readyz answers 503 with its error otherwise.
 	Ready func(ctx context.Context) error
@@ -61,16 +79,17 @@ type Config struct {
 
 // Handler serves the node's HTTP API.
 type Handler struct {
-	pub    Publisher
+	store  Store
 	poller *poll.Poller
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics.Metrics
 	mux    chi.Router
+	assets map[string]asset
 }
 
 // New returns the node's HTTP handler.
-func New(pub Publisher, poller *poll.Poller, cfg Config) *Handler {
+func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -80,16 +99,19 @@ func New(pub Publisher, poller *poll.Poller, cfg Config) *Handler {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = 5 * time.Second
 	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
-	h := &Handler{pub: pub, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M}
+	h := &Handler{store: store, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M, assets: loadAssets(cfg.Assets)}
 
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, h.observe, secureHeaders)
+	r.Use(middleware.Recoverer, h.observe, secureHeaders, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, jsonFormat, errNotFound)
 	})
@@ -97,7 +119,24 @@ func New(pub Publisher, poller *poll.Poller, cfg Config) *Handler {
 		h.writeError(w, r, jsonFormat, errMethodNotAllowed)
 	})
 	r.Post("/publish", h.publish)
-	r.Get("/poll", h.poll)
+	r.Group(func(r chi.Router) { // the routes browsers call, possibly from other origins
+		r.Use(h.cors)
+		r.Get("/poll", h.poll)
+		r.Get("/stream", h.stream)
+		r.Post("/ack", h.ack)
+		r.Options("/poll", h.preflight)
+		r.Options("/stream", h.preflight)
+		r.Options("/ack", h.preflight)
+	})
+	for name := range h.assets {
+		r.Get(name, h.serveAsset)
+	}
+	if cfg.Demo && cfg.Assets != nil {
+		r.Get("/demo", http.RedirectHandler("/demo/", http.StatusFound).ServeHTTP)
+		r.Handle("/demo/*", demoFiles(cfg.Assets))
+		r.Post("/demo/publish", h.demoPublish)
+		r.Get("/demo/token", h.demoToken)
+	}
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
 	if cfg.Metrics != nil {

@@ -15,16 +15,7 @@ const pollWriteMargin = 10 * time.Second
 
 // poll handles GET /poll?client=ID&since=CURSOR.
 func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	client := q.Get("client")
-	err := message.CheckClient(client)
-	var since message.Cursor
-	if err == nil {
-		since, err = message.ParseCursor(q.Get("since"))
-	}
-	if err == nil {
-		err = h.authorizePoll(r, client)
-	}
+	client, since, err := h.subscriber(r, "")
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)
 		return
@@ -43,6 +34,28 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writePage(w, res.Page)
+}
+
+// subscriber reads and checks what /poll, /stream and /ack share: the
+// client, its cursor (cursor, when not empty, beats the since parameter)
+// and its token.
+func (h *Handler) subscriber(r *http.Request, cursor string) (string, message.Cursor, error) {
+	q := r.URL.Query()
+	client := q.Get("client")
+	if err := message.CheckClient(client); err != nil {
+		return "", message.Cursor{}, err
+	}
+	if cursor == "" {
+		cursor = q.Get("since")
+	}
+	since, err := message.ParseCursor(cursor)
+	if err != nil {
+		return "", message.Cursor{}, err
+	}
+	if err := h.authorizePoll(r, client); err != nil {
+		return "", message.Cursor{}, err
+	}
+	return client, since, nil
 }
 
 // authorizePoll checks the client's token when tokens are required.

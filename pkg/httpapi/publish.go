@@ -43,7 +43,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	// still applies.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.PublishTimeout)
 	defer cancel()
-	res, err := h.pub.Publish(ctx, batch)
+	res, err := h.store.Publish(ctx, batch)
 	if err != nil {
 		if !errors.Is(err, message.ErrIdempotencyConflict) {
 			h.m.RedisError("enqueue")

@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+)
+
+// exposed are the answer headers a cross-origin page may read.
+const exposed = "Cometbox-Cursor, Cometbox-Gap, Cometbox-Reset, Retry-After, X-Request-Id"
+
+// cors answers cross-origin reads of the browser routes for the
+// configured origins: the exact origin echoed, never credentials.
+func (h *Handler) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" {
+			hdr := w.Header()
+			hdr.Add("Vary", "Origin")
+			if h.originAllowed(origin) {
+				hdr.Set("Access-Control-Allow-Origin", origin)
+				hdr.Set("Access-Control-Expose-Headers", exposed)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// preflight answers OPTIONS for the browser routes.
+func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !h.originAllowed(origin) {
+		h.writeError(w, r, jsonFormat, errCrossOrigin)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Methods", "GET, POST")
+	hdr.Set("Access-Control-Allow-Headers", "Authorization, Last-Event-ID")
+	hdr.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) originAllowed(origin string) bool {
+	return slices.Contains(h.cfg.CORSOrigins, origin) || slices.Contains(h.cfg.CORSOrigins, "*")
+}

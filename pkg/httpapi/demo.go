@@ -1,0 +1,72 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/token"
+)
+
+// demoPublish handles POST /demo/publish, which exists only in demo mode:
+// the demo page publishes {"to": ID, "data": ...} without the secret.
+// Only same-origin pages may use it.
+func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
+		h.writeError(w, r, jsonFormat, errCrossOrigin)
+		return
+	}
+	var in struct {
+		To   string          `json:"to"`
+		Data json.RawMessage `json:"data"`
+	}
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&in)
+	if err != nil {
+		err = fmt.Errorf("want {\"to\": CLIENT, \"data\": JSON}: %v: %w", err, message.ErrMalformed)
+	} else {
+		err = message.CheckClient(in.To)
+	}
+	var batch message.Batch
+	if err == nil {
+		raw, _ := json.Marshal(map[string]any{"messages": []any{map[string]any{"to": in.To, "data": in.Data}}})
+		batch, err = message.ParseJSON(bytes.NewReader(raw), h.cfg.Limits)
+	}
+	if err != nil {
+		h.writeError(w, r, jsonFormat, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.PublishTimeout)
+	defer cancel()
+	res, err := h.store.Publish(ctx, batch)
+	if err != nil {
+		h.m.RedisError("enqueue")
+		h.writeError(w, r, jsonFormat, err)
+		return
+	}
+	h.m.Published(len(res.Receipts))
+	writeReceipts(w, jsonFormat, res.Receipts)
+}
+
+// demoToken handles GET /demo/token?client=ID in demo mode, when the node
+// has a token secret: a token for an hour.
+func (h *Handler) demoToken(w http.ResponseWriter, r *http.Request) {
+	if len(h.cfg.TokenSecret) == 0 {
+		h.writeError(w, r, jsonFormat, errNotFound)
+		return
+	}
+	client := r.URL.Query().Get("client")
+	if err := message.CheckClient(client); err != nil {
+		h.writeError(w, r, jsonFormat, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	body, _ := json.Marshal(map[string]string{"token": token.Mint(h.cfg.TokenSecret, client, time.Now().Add(time.Hour))})
+	_, _ = w.Write(append(body, '\n'))
+}

@@ -1,0 +1,207 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/token"
+)
+
+// events reads server-sent events from a stream, one "field: value" block
+// at a time.
+type events struct{ sc *bufio.Scanner }
+
+func (e events) next(t *testing.T) string {
+	t.Helper()
+	var lines []string
+	for e.sc.Scan() {
+		line := e.sc.Text()
+		if line == "" {
+			if len(lines) > 0 {
+				return strings.Join(lines, "|")
+			}
+			continue
+		}
+		lines = append(lines, line)
+	}
+	t.Fatalf("stream ended: %v (read %q)", e.sc.Err(), lines)
+	return ""
+}
+
+func openStream(t *testing.T, srvURL, client, lastEventID string) (events, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srvURL+"/stream?client="+client+"&since=1&token="+
+		token.Mint([]byte(tokenSecret), client, time.Now().Add(time.Hour)), nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return events{bufio.NewScanner(resp.Body)}, func() { cancel(); resp.Body.Close() }
+}
+
+func TestStreamEvents(t *testing.T) {
+	cfg := secured()
+	cfg.Heartbeat = 200 * time.Millisecond
+	n := newNode(t, cfg, poll.Options{})
+	srv := httptest.NewServer(n.h)
+	defer srv.Close()
+	defer http.DefaultClient.CloseIdleConnections()
+
+	n.do(publishReq(`<messages><message to="s">one</message><message to="s">two</message></messages>`, "text/xml"))
+	// Last-Event-ID (what EventSource sends on reconnect) beats since=1.
+	ev, stop := openStream(t, srv.URL, "s", "0")
+	defer stop()
+	if got := ev.next(t); got != "retry: 2000" {
+		t.Fatalf("first block = %q", got)
+	}
+	if got := ev.next(t); got != `event: hello|data: {"cursor":"0","heartbeat":0}` {
+		t.Fatalf("hello = %q", got)
+	}
+	first := ev.next(t)
+	if !strings.HasSuffix(first, `:1|data: {"id":1,"data":"one"}`) || !strings.HasPrefix(first, "id: ") {
+		t.Fatalf("first message event = %q", first)
+	}
+	if got := ev.next(t); !strings.HasSuffix(got, `:2|data: {"id":2,"data":"two"}`) {
+		t.Fatalf("second message event = %q", got)
+	}
+	if got := ev.next(t); got != "event: ping|data: {}" {
+		t.Fatalf("heartbeat = %q", got)
+	}
+	n.do(publishReq(`<message to="s">three</message>`, "text/xml"))
+	if got := ev.next(t); !strings.HasSuffix(got, `:3|data: {"id":3,"data":"three"}`) {
+		t.Fatalf("live event = %q", got)
+	}
+	// Nothing was acknowledged by sending: a poll still sees all three.
+	if rec := n.do(pollReq("s", "")); !strings.HasPrefix(rec.Body.String(), `[{"id":1,`) {
+		t.Errorf("poll after streaming = %s; want nothing acknowledged", rec.Body)
+	}
+}
+
+func TestAck(t *testing.T) {
+	n := newNode(t, secured(), poll.Options{})
+	n.do(publishReq(`<messages><message to="k">1</message><message to="k">2</message><message to="k">3</message></messages>`, "text/xml"))
+	cursor := n.do(pollReq("k", "")).Header().Get("Cometbox-Cursor")
+	epoch, _, _ := strings.Cut(cursor, ":")
+
+	ack := pollReq("k", epoch+":2")
+	ack.Method, ack.URL.Path = http.MethodPost, "/ack"
+	if rec := n.do(ack); rec.Code != 204 {
+		t.Fatalf("ack = %d %s", rec.Code, rec.Body)
+	}
+	if rec := n.do(pollReq("k", "")); rec.Body.String() != `[{"id":3,"data":"3"}]` {
+		t.Errorf("poll after ack = %s; want message 3 only", rec.Body)
+	}
+	foreign := pollReq("k", "other:3")
+	foreign.Method, foreign.URL.Path = http.MethodPost, "/ack"
+	if rec := n.do(foreign); rec.Code != 204 || rec.Header().Get("Cometbox-Reset") != "1" {
+		t.Errorf("ack with a foreign epoch = %d reset %q; want 204 with Cometbox-Reset", rec.Code, rec.Header().Get("Cometbox-Reset"))
+	}
+	noToken := httptest.NewRequest(http.MethodPost, "/ack?client=k&since=3", nil)
+	if rec := n.do(noToken); rec.Code != 401 {
+		t.Errorf("ack without a token = %d; want 401", rec.Code)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	cfg := secured()
+	cfg.CORSOrigins = []string{"https://app.example"}
+	n := newNode(t, cfg, poll.Options{})
+	n.do(publishReq(`<message to="c">x</message>`, "text/xml"))
+
+	req := pollReq("c", "")
+	req.Header.Set("Origin", "https://app.example")
+	rec := n.do(req)
+	if rec.Header().Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(rec.Header().Get("Access-Control-Expose-Headers"), "Cometbox-Cursor") {
+		t.Errorf("allowed origin: headers %v", rec.Header())
+	}
+	req = pollReq("c", "")
+	req.Header.Set("Origin", "https://evil.example")
+	if rec := n.do(req); rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("other origin got Access-Control-Allow-Origin %q", rec.Header().Get("Access-Control-Allow-Origin"))
+	}
+
+	pre := httptest.NewRequest(http.MethodOptions, "/stream", nil)
+	pre.Header.Set("Origin", "https://app.example")
+	pre.Header.Set("Access-Control-Request-Headers", "authorization")
+	rec = n.do(pre)
+	if rec.Code != 204 || !strings.Contains(rec.Header().Get("Access-Control-Allow-Headers"), "Authorization") ||
+		rec.Header().Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("preflight = %d %v", rec.Code, rec.Header())
+	}
+	pre.Header.Set("Origin", "https://evil.example")
+	if rec := n.do(pre); rec.Code != 403 {
+		t.Errorf("preflight from another origin = %d; want 403", rec.Code)
+	}
+
+	pub := publishReq(`<message to="c">x</message>`, "text/xml")
+	pub.Header.Set("Origin", "https://app.example")
+	if rec := n.do(pub); rec.Code != 403 || rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("publish from an allowed origin = %d %v; want 403 without CORS", rec.Code, rec.Header())
+	}
+}
+
+func TestAssetsAndDemo(t *testing.T) {
+	files := fstest.MapFS{
+		"cometbox.js":     {Data: []byte("/* client */")},
+		"demo/index.html": {Data: []byte("<h1>demo</h1>")},
+	}
+	cfg := secured()
+	cfg.Assets = files
+	off := newNode(t, cfg, poll.Options{})
+	rec := off.do(httptest.NewRequest("GET", "/cometbox.js", nil))
+	etag := rec.Header().Get("ETag")
+	if rec.Code != 200 || rec.Body.String() != "/* client */" || etag == "" ||
+		!strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") || rec.Header().Get("Cache-Control") != "no-cache" {
+		t.Fatalf("cometbox.js = %d %q %v", rec.Code, rec.Body, rec.Header())
+	}
+	again := httptest.NewRequest("GET", "/cometbox.js", nil)
+	again.Header.Set("If-None-Match", etag)
+	if rec := off.do(again); rec.Code != 304 || rec.Body.Len() != 0 {
+		t.Errorf("revalidation = %d %q; want 304", rec.Code, rec.Body)
+	}
+	if rec := off.do(httptest.NewRequest("HEAD", "/cometbox.js", nil)); rec.Code != 200 {
+		t.Errorf("HEAD cometbox.js = %d", rec.Code)
+	}
+	for _, path := range []string{"/demo/", "/demo/publish", "/demo/token?client=a"} {
+		if rec := off.do(httptest.NewRequest("GET", path, nil)); rec.Code != 404 && rec.Code != 405 {
+			t.Errorf("%s without demo mode = %d; want none", path, rec.Code)
+		}
+	}
+
+	cfg.Demo = true
+	on := newNode(t, cfg, poll.Options{})
+	if rec := on.do(httptest.NewRequest("GET", "/demo/", nil)); rec.Code != 200 || !strings.Contains(rec.Body.String(), "demo") {
+		t.Errorf("/demo/ = %d %s", rec.Code, rec.Body)
+	}
+	pub := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"d","data":{"a":1}}`))
+	if rec := on.do(pub); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":1`) {
+		t.Errorf("demo publish = %d %s", rec.Code, rec.Body)
+	}
+	if rec := on.do(pollReq("d", "")); rec.Body.String() != `[{"id":1,"data":{"a":1}}]` {
+		t.Errorf("poll after demo publish = %s", rec.Body)
+	}
+	cross := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"d","data":1}`))
+	cross.Header.Set("Origin", "https://evil.example")
+	if rec := on.do(cross); rec.Code != 403 {
+		t.Errorf("cross-origin demo publish = %d; want 403", rec.Code)
+	}
+	rec = on.do(httptest.NewRequest("GET", "/demo/token?client=d", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token":"`) {
+		t.Errorf("demo token = %d %s", rec.Code, rec.Body)
+	}
+}
