@@ -51,6 +51,11 @@ type Published struct {
 	Dropped int
 }
 
+// ErrNotDurable: the batch was written, but Redis did not confirm it on
+// disk or on replicas within the timeout. Retrying with the same
+// idempotency key is safe.
+var ErrNotDurable = errors.New("write not confirmed durable")
+
 // ErrIdempotencyConflict: a retried batch reused an idempotency key with a
 // different number of messages for a client than the first attempt had.
 var ErrIdempotencyConflict = errors.New("idempotency key reused for a different batch")

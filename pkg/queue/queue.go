@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/rand"
 	_ "embed"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -55,6 +56,55 @@ type Options struct {
 	// Sharded makes wake-ups use SPUBLISH (Redis Cluster sharded
 	// pub/sub) instead of PUBLISH. Default: false.
 	Sharded bool
+	// Durability, when set, makes Publish wait until Redis confirms the
+	// write on disk or on replicas. Default: none.
+	Durability Durability
+}
+
+// Durability is what a publish waits for before it is answered 2xx.
+type Durability struct {
+	// AOF waits until the primary has fsynced the write to its
+	// append-only file (WAITAOF; Redis 7.2 or later, appendonly yes).
+	AOF bool
+	// Replicas waits until this many replicas have the write (WAIT), or,
+	// with AOF, have fsynced it (WAITAOF).
+	Replicas int
+	// Timeout bounds the wait; past it the publish fails with
+	// message.ErrNotDurable. Default: 1s.
+	Timeout time.Duration
+}
+
+func (d Durability) enabled() bool { return d.AOF || d.Replicas > 0 }
+
+// command returns the WAIT or WAITAOF command that confirms d.
+func (d Durability) command() []any {
+	ms := d.Timeout.Milliseconds()
+	if ms <= 0 {
+		ms = 1000
+	}
+	if d.AOF {
+		return []any{"WAITAOF", 1, d.Replicas, ms}
+	}
+	return []any{"WAIT", d.Replicas, ms}
+}
+
+// confirmed checks the reply of command.
+func (d Durability) confirmed(reply any) error {
+	var local, replicas int64
+	switch r := reply.(type) {
+	case int64: // WAIT
+		local, replicas = 1, r
+	case []any: // WAITAOF: [local, replicas]
+		if len(r) == 2 {
+			local, _ = r[0].(int64)
+			replicas, _ = r[1].(int64)
+		}
+	}
+	if (d.AOF && local < 1) || replicas < int64(d.Replicas) {
+		return fmt.Errorf("queue: %v answered local %d, replicas %d (want local %v, replicas %d): %w",
+			d.command()[0], local, replicas, d.AOF, d.Replicas, message.ErrNotDurable)
+	}
+	return nil
 }
 
 // Redis is what a Queue needs of a go-redis client: *redis.Client,
@@ -139,7 +189,7 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 			args:   args,
 		}
 	}
-	results, err := runScripts(ctx, q.rdb, calls)
+	results, err := runScripts(ctx, q.rdb, calls, q.opts.Durability)
 	if err != nil {
 		return message.Published{}, fmt.Errorf("queue: enqueue %d messages for %d clients: %w", len(batch.Messages), len(groups), err)
 	}
@@ -272,21 +322,82 @@ type scriptCall struct {
 	args   []any
 }
 
+// ErrDurabilityUnsupported: Redis cannot give the configured durability.
+var ErrDurabilityUnsupported = errors.New("durability not supported by this Redis")
+
+// CheckDurability verifies at startup that Redis can give what d asks
+// for: WAITAOF needs Redis 7.2 or later and appendonly yes.
+func (q *Queue) CheckDurability(ctx context.Context, info func(ctx context.Context, section string) (string, error)) error {
+	if !q.opts.Durability.AOF {
+		return nil
+	}
+	server, err := info(ctx, "server")
+	if err != nil {
+		return fmt.Errorf("queue: reading the Redis version: %w", err)
+	}
+	version := infoField(server, "redis_version")
+	if !atLeast(version, 7, 2) {
+		return fmt.Errorf("-durable-aof needs WAITAOF, which Redis %s lacks: use Redis 7.2 or later, or -durable-replicas alone: %w",
+			version, ErrDurabilityUnsupported)
+	}
+	persistence, err := info(ctx, "persistence")
+	if err != nil {
+		return fmt.Errorf("queue: reading the Redis persistence settings: %w", err)
+	}
+	if infoField(persistence, "aof_enabled") != "1" {
+		return fmt.Errorf("-durable-aof needs Redis with appendonly yes: %w", ErrDurabilityUnsupported)
+	}
+	return nil
+}
+
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// atLeast compares a dotted version with major.minor.
+func atLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}
+
 // runScripts runs calls in one pipeline with EVALSHA, then once more with
 // EVAL for those Redis did not know (after a restart or SCRIPT FLUSH). It
 // fails if any call failed for a reason other than the script's own
 // refusal (IDEMCONFLICT), which stays in that call's Cmd.
-func runScripts(ctx context.Context, rdb Redis, calls []scriptCall) ([]*redis.Cmd, error) {
+//
+// With durability, each pipeline ends with WAIT or WAITAOF: both confirm
+// only the writes of their own connection, which is the pipeline's.
+func runScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
-	if len(calls) == 1 {
+	if len(calls) == 1 && !dur.enabled() {
 		c := calls[0]
 		cmds[0] = c.script.Run(ctx, rdb, c.keys, c.args...)
 	} else {
+		var waits []*redis.Cmd
+		exec := func(pipe redis.Pipeliner) {
+			if dur.enabled() {
+				waits = append(waits, pipe.Do(ctx, dur.command()...))
+			}
+			_, _ = pipe.Exec(ctx) // errors are read per command below
+		}
 		pipe := rdb.Pipeline()
 		for i, c := range calls {
 			cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
-		_, _ = pipe.Exec(ctx) // errors are read per command below
+		exec(pipe)
 		var again []int
 		for i, cmd := range cmds {
 			if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
@@ -298,7 +409,15 @@ func runScripts(ctx context.Context, rdb Redis, calls []scriptCall) ([]*redis.Cm
 				c := calls[i]
 				cmds[i] = c.script.Eval(ctx, pipe, c.keys, c.args...)
 			}
-			_, _ = pipe.Exec(ctx)
+			exec(pipe)
+		}
+		for _, w := range waits {
+			if err := w.Err(); err != nil {
+				return nil, fmt.Errorf("%v: %w", dur.command()[0], err)
+			}
+			if err := dur.confirmed(w.Val()); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, cmd := range cmds {
