@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -129,8 +130,21 @@ type Page struct {
 	Base, Client, Token string
 	Cursor              string
 	Seen                []Message
-	seen                map[uint64]bool
-	last                uint64
+	// Oracle, when set, is told of every message the page takes in.
+	Oracle *Oracle
+
+	mu     sync.Mutex // guards resets, for readers outside the polling goroutine
+	resets int
+	seen   map[uint64]bool
+	last   uint64
+}
+
+// Resets counts the answers that carried Cometbox-Reset; safe to call
+// while another goroutine polls.
+func (p *Page) Resets() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resets
 }
 
 // PollOnce polls with the page's cursor and takes in the answer. It
@@ -144,18 +158,29 @@ func (p *Page) PollOnce(ctx context.Context) ([]Message, Answer, error) {
 		p.seen = map[uint64]bool{}
 	}
 	if a.Reset {
+		p.mu.Lock()
+		p.resets++
+		p.mu.Unlock()
 		p.seen, p.last = map[uint64]bool{}, 0
 	}
+	epoch, _, _ := strings.Cut(a.Cursor, ":")
 	var fresh []Message
 	for _, m := range a.Messages {
 		if p.seen[m.ID] {
 			continue // a repeated answer after a lost response
 		}
 		if m.ID <= p.last {
-			return nil, a, fmt.Errorf("client %s: id %d after %d: out of order", p.Client, m.ID, p.last)
+			err := fmt.Errorf("client %s: id %d after %d: out of order", p.Client, m.ID, p.last)
+			if p.Oracle != nil {
+				p.Oracle.problem("%v", err)
+			}
+			return nil, a, err
 		}
 		p.seen[m.ID], p.last = true, m.ID
 		fresh = append(fresh, m)
+		if p.Oracle != nil {
+			p.Oracle.delivery(p, epoch, m)
+		}
 	}
 	p.Seen = append(p.Seen, fresh...)
 	if a.Cursor != "" {
