@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -502,4 +503,82 @@ func TestTokensOnARealNode(t *testing.T) {
 	if a, err := tc.Poll(ctx, nd.URL, "ivan", "", ok); err != nil || texts(a) != "1:hi" {
 		t.Errorf("poll with ivan's token = %d %q %v", a.Status, a.Body, err)
 	}
+}
+
+// TestDurableReplicas runs a primary with a real replica: with
+// -durable-replicas 1 a publish is answered 200 once the replica has it,
+// and 503 not_durable when no replica confirms in time. The write itself
+// stands, so a retry with the same idempotency key completes it without a
+// duplicate.
+func TestDurableReplicas(t *testing.T) {
+	primary := redisserver.Start(t, redisserver.Options{Args: []string{"--repl-diskless-sync-delay", "0"}})
+	_, port, _ := strings.Cut(primary.Addr, ":")
+	replica := redisserver.Start(t, redisserver.Options{Args: []string{"--replicaof", "127.0.0.1", port}})
+	waitFor(t, 10*time.Second, "the replica to sync", func() bool {
+		info, _ := primary.Do("INFO", "replication")
+		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	})
+	nd := nodeproc.Start(t, "durable", "-redis-url", primary.URL(), "-publish-secret", secret,
+		"-durable-replicas", "1", "-durable-timeout", "500ms")
+	nd.WaitReady()
+	ctx := context.Background()
+	if status, body, _ := tc.Publish(ctx, nd.URL, secret, "application/xml", tc.XML("dur", "replicated")); status != 200 {
+		t.Fatalf("publish with a replica = %d %s", status, body)
+	}
+	if got, _ := replica.Do("LLEN", "cb:{dur}:q"); got != ":1" {
+		t.Errorf("replica holds %s messages after a 200; want 1", got)
+	}
+
+	replica.Kill()
+	waitFor(t, 10*time.Second, "the primary to notice", func() bool {
+		info, _ := primary.Do("INFO", "replication")
+		return strings.Contains(info, "connected_slaves:0")
+	})
+	start := time.Now()
+	status, body, _ := tc.Publish(ctx, nd.URL, secret, "application/xml", tc.XML("dur", "alone"), "Idempotency-Key", "k1")
+	if status != 503 || !strings.Contains(body, "not_durable") {
+		t.Fatalf("publish without a replica = %d %s; want 503 not_durable", status, body)
+	}
+	t.Logf("not_durable after %v", time.Since(start).Round(time.Millisecond))
+
+	replica.Restart()
+	waitFor(t, 10*time.Second, "the replica to come back", func() bool {
+		info, _ := primary.Do("INFO", "replication")
+		return strings.Contains(info, "state=online")
+	})
+	status, body, _ = tc.Publish(ctx, nd.URL, secret, "application/xml", tc.XML("dur", "alone"), "Idempotency-Key", "k1")
+	if status != 200 || !strings.Contains(body, `id="2"`) {
+		t.Fatalf("retry with the same key = %d %s; want 200 with the first attempt's id 2", status, body)
+	}
+	if got := texts(poll(t, nd, "dur", "")); got != "1:replicated 2:alone" {
+		t.Errorf("queue = %q; want each message once", got)
+	}
+}
+
+// TestDurableAOF: -durable-aof needs WAITAOF (Redis 7.2); on an older
+// Redis the node refuses to start and says why.
+func TestDurableAOF(t *testing.T) {
+	rs := redisserver.Start(t, redisserver.Options{AOF: true})
+	info, err := rs.Do("INFO", "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			fmt.Sscanf(v, "%d.%d", &major, &minor)
+		}
+	}
+	if major > 7 || (major == 7 && minor >= 2) {
+		nd := nodeproc.Start(t, "aof", "-redis-url", rs.URL(), "-publish-secret", secret, "-durable-aof")
+		nd.WaitReady()
+		publish(t, nd, "aof", "fsynced")
+		return
+	}
+	bin := nodeproc.Binary(t)
+	out, err := exec.Command(bin, "-listen", "127.0.0.1:0", "-redis-url", rs.URL(), "-durable-aof").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "7.2") {
+		t.Fatalf("node with -durable-aof on Redis %d.%d: %v\n%s\nwant a startup error naming Redis 7.2", major, minor, err, out)
+	}
+	t.Logf("Redis %d.%d: node refused to start: %s", major, minor, strings.TrimSpace(string(out)))
 }

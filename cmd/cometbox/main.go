@@ -36,6 +36,7 @@ import (
 	"github.com/cometbox/cometbox/pkg/notify"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/queue"
+	"github.com/cometbox/cometbox/web"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=v1.2.3".
@@ -100,9 +101,18 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 
 	q := queue.New(rdb, queue.Options{
 		Prefix: cfg.KeyPrefix, Cap: cfg.QueueCap, TTL: cfg.QueueTTL, IdempotencyTTL: cfg.IdempotencyTTL,
+		Durability: queue.Durability{AOF: cfg.DurableAOF, Replicas: cfg.DurableReplicas, Timeout: cfg.DurableTimeout},
 	})
+	if err := q.CheckDurability(ctx, func(ctx context.Context, section string) (string, error) {
+		return rdb.Info(ctx, section).Result()
+	}); err != nil {
+		if errors.Is(err, queue.ErrDurabilityUnsupported) {
+			return err
+		}
+		log.Warn("could not check Redis for the durability settings; publishes will fail if it lacks them", "err", err)
+	}
 	n := notify.New(rdb, q.WakeChannel, log.With("component", "notify"), m, notify.Options{
-		ProbePrefix: cfg.KeyPrefix + "probe:",
+		ProbePrefix: cfg.KeyPrefix + "probe:", ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout,
 	})
 	p := poll.New(q, notifier{n}, m, poll.Options{
 		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
@@ -115,6 +125,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		MaxBodyBytes:  int64(cfg.MaxBody),
 		Limits:        message.Limits{MaxMessageBytes: int(cfg.MaxMessage), MaxMessages: cfg.MaxBatch},
 		PollTimeout:   cfg.PollTimeout,
+		Heartbeat:     cfg.StreamHeartbeat,
+		CORSOrigins:   cfg.CORSOrigins,
+		Assets:        web.Files,
+		Demo:          cfg.Demo,
 		Ready: func(ctx context.Context) error {
 			if err := rdb.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)
@@ -134,10 +148,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	defer cancelBase()
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      15 * time.Second, // polls extend their own deadline
-		IdleTimeout:       120 * time.Second,
+		WriteTimeout:      15 * time.Second, // polls and streams extend their own deadline
+		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -153,7 +167,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	defer stopDebug()
 
 	log.Info("listening", "addr", ln.Addr().String(), "version", buildVersion(),
-		"redis", mode, "poll_timeout", cfg.PollTimeout, "max_polls", maxPolls)
+		"redis", mode, "poll_timeout", cfg.PollTimeout, "max_polls", maxPolls, "demo", cfg.Demo)
+	if cfg.Demo {
+		log.Info("demo page at /demo/ (its publish route needs no secret: turn it off with -demo=false on shared networks)")
+	}
 
 	select {
 	case err := <-serveErr:

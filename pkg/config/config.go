@@ -49,6 +49,16 @@ type Config struct {
 	QueueTTL       time.Duration
 	IdempotencyTTL time.Duration
 
+	DurableAOF      bool
+	DurableReplicas int
+	DurableTimeout  time.Duration
+
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+
 	MaxBody    Size
 	MaxMessage Size
 	MaxBatch   int
@@ -100,6 +110,13 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.IntVar(&c.QueueCap, "queue-cap", 1000, "most messages queued for one client; the oldest are dropped beyond it (and reported as a gap)")
 	fs.DurationVar(&c.QueueTTL, "queue-ttl", 24*time.Hour, "a client's queue is deleted after this long without a publish or poll")
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 10*time.Minute, "how long an idempotency key is remembered")
+	fs.BoolVar(&c.DurableAOF, "durable-aof", false, "answer a publish only once Redis has fsynced it to its append-only file (WAITAOF; Redis 7.2+, appendonly yes)")
+	fs.IntVar(&c.DurableReplicas, "durable-replicas", 0, "answer a publish only once this many replicas have it (WAIT), or have fsynced it with -durable-aof")
+	fs.DurationVar(&c.DurableTimeout, "durable-timeout", time.Second, "how long a publish waits for -durable-aof/-durable-replicas before it fails with 503 not_durable")
+	fs.DurationVar(&c.ProbeInterval, "pubsub-probe-interval", 5*time.Second, "how often the node proves its pub/sub connection alive by publishing to itself")
+	fs.DurationVar(&c.ProbeTimeout, "pubsub-probe-timeout", 3*time.Second, "how long a self-probe may take before the pub/sub connection is replaced and held polls re-read")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send its request headers (slow clients are cut)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open; keep it above your load balancer's")
 	c.MaxBody = 1 << 20
 	fs.Var(&c.MaxBody, "max-body", "largest publish body, e.g. 1MiB, 512KiB or bytes")
 	c.MaxMessage = 64 << 10
@@ -175,6 +192,9 @@ func (c *Config) validate() error {
 	check(map[string]bool{"debug": true, "info": true, "warn": true, "error": true}[c.LogLevel], "-log-level %q: want debug, info, warn or error", c.LogLevel)
 	check(c.KeyPrefix != "" && !strings.ContainsAny(c.KeyPrefix, "{} "), "-key-prefix %q: want a non-empty prefix without braces or spaces", c.KeyPrefix)
 	check(c.Listen != "", "-listen: want an address such as :8080")
+	check(c.DurableReplicas >= 0 && c.DurableTimeout > 0, "-durable-replicas %d, -durable-timeout %v: want 0 or more, and a positive timeout", c.DurableReplicas, c.DurableTimeout)
+	check(c.ProbeInterval >= 100*time.Millisecond && c.ProbeTimeout >= 100*time.Millisecond, "-pubsub-probe-interval and -pubsub-probe-timeout: want at least 100ms")
+	check(c.ReadHeaderTimeout > 0 && c.IdleTimeout > 0, "-read-header-timeout and -idle-timeout: want positive durations")
 	check(c.StreamHeartbeat >= time.Second && c.StreamHeartbeat <= 5*time.Minute, "-stream-heartbeat %v: want 1s to 5m", c.StreamHeartbeat)
 	return errors.Join(errs...)
 }

@@ -67,6 +67,8 @@ func classify(err error) apiError {
 		return apiError{http.StatusBadRequest, "empty_batch"}
 	case errors.Is(err, message.ErrInvalid):
 		return apiError{http.StatusBadRequest, "invalid_message"}
+	case errors.Is(err, message.ErrNotDurable):
+		return apiError{http.StatusServiceUnavailable, "not_durable"}
 	case errors.Is(err, message.ErrIdempotencyConflict):
 		return apiError{http.StatusConflict, "idempotency_conflict"}
 	case errors.Is(err, errUnsupportedType):
@@ -121,6 +123,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, f format, e
 		hdr.Set("Allow", allowed(r.URL.Path))
 	case http.StatusRequestEntityTooLarge:
 		hdr.Set("Connection", "close") // the rest of the body is not read
+		h.m.LimitRejected(map[string]string{
+			"body_too_large": "body_bytes", "message_too_large": "message_bytes", "too_many_messages": "batch_messages",
+		}[e.code])
 	}
 	text := explain(err)
 	if f == xmlFormat {
@@ -149,6 +154,8 @@ func explain(err error) string {
 		return "the message store is unavailable; retry shortly"
 	case "overloaded":
 		return "this node holds its maximum of polls; retry shortly or elsewhere"
+	case "not_durable":
+		return "the messages were written but not confirmed on disk or replicas in time; retry with the same idempotency key"
 	case "too_many_polls":
 		return "this client already holds its maximum of polls on this node"
 	case "unauthorized":

@@ -460,3 +460,44 @@ func TestBrowserLeavesMidPoll(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// A poll or stream may be held longer than the server's ReadTimeout
+// (cmd/cometbox sets 30s; -poll-timeout may be longer). A fired read
+// deadline on the connection's background read would cancel the request;
+// net/http clears it before that read, and this test keeps it so.
+func TestPollOutlivesReadTimeout(t *testing.T) {
+	cfg := secured()
+	cfg.PollTimeout = 800 * time.Millisecond
+	n := newNode(t, cfg, poll.Options{Timeout: 800 * time.Millisecond})
+	srv := httptest.NewUnstartedServer(n.h)
+	srv.Config.ReadTimeout = 200 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	defer http.DefaultClient.CloseIdleConnections()
+
+	for _, path := range []string{"/poll", "/stream"} {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path+"?client=slow&token="+
+			token.Mint([]byte(tokenSecret), "slow", time.Now().Add(time.Hour)), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		took := time.Since(start)
+		switch path {
+		case "/poll":
+			if err != nil || string(body) != "[]" || took < 700*time.Millisecond {
+				t.Errorf("poll held past the read timeout: %q, %v after %v; want [] after the 800ms poll timeout", body, err, took)
+			}
+		case "/stream":
+			// The stream runs until our 1.5s context: it must not end at 200ms.
+			if took < 1400*time.Millisecond {
+				t.Errorf("stream ended after %v (%q, %v); want it open until the client left", took, body, err)
+			}
+		}
+	}
+}
