@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-fuzz test-php cross build run clean
+.PHONY: test check test-go test-fuzz test-php cross build image run clean
 
 test: check test-go test-fuzz test-php cross
 	@echo "make test: all suites passed"
@@ -49,6 +49,10 @@ cross:
 ## build: bin/cometbox, static, version stamped
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/cometbox ./cmd/cometbox
+
+## image: the container image, version stamped (needs a Docker engine; not part of make test)
+image:
+	docker build --build-arg VERSION=$(VERSION) -t cometbox:$(VERSION) .
 
 ## run: a single node with the embedded Redis
 run:

@@ -52,6 +52,9 @@ func main() {
 // run is main without the process: ctx ends on SIGTERM/SIGINT, after which
 // stopSignals restores the default handling, so a second signal kills.
 func run(ctx context.Context, stopSignals func(), args []string, getenv func(string) string, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:], getenv, stdout, stderr)
+	}
 	cfg, warnings, err := config.Parse(args, getenv, environ, stderr)
 	if errors.Is(err, config.ErrHelp) {
 		return 0
