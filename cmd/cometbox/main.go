@@ -26,10 +26,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/cometbox/cometbox/pkg/config"
-	"github.com/cometbox/cometbox/pkg/embedredis"
 	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/metrics"
@@ -80,11 +78,12 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 
 // serve runs the node until ctx ends, then drains.
 func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog.Logger) error {
-	rdb, mode, closeRedis, err := connectRedis(ctx, cfg, log)
+	rdb, err := connectRedis(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeRedis()
+	defer rdb.close()
+	mode := rdb.mode
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -102,21 +101,33 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		m.SetLimit(name, float64(v))
 	}
 
-	q := queue.New(rdb, queue.Options{
+	q := queue.New(rdb.client, queue.Options{
 		Prefix: cfg.KeyPrefix, Cap: cfg.QueueCap, TTL: cfg.QueueTTL, IdempotencyTTL: cfg.IdempotencyTTL,
 		Durability: queue.Durability{AOF: cfg.DurableAOF, Replicas: cfg.DurableReplicas, Timeout: cfg.DurableTimeout},
+		Sharded:    rdb.cluster != nil,
 	})
 	if err := q.CheckDurability(ctx, func(ctx context.Context, section string) (string, error) {
-		return rdb.Info(ctx, section).Result()
+		return rdb.client.Info(ctx, section).Result()
 	}); err != nil {
 		if errors.Is(err, queue.ErrDurabilityUnsupported) {
 			return err
 		}
 		log.Warn("could not check Redis for the durability settings; publishes will fail if it lacks them", "err", err)
 	}
-	n := notify.New(rdb, q.WakeChannel, log.With("component", "notify"), m, notify.Options{
+	nopts := notify.Options{
 		ProbePrefix: cfg.KeyPrefix + "probe:", ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout,
-	})
+	}
+	if cc := rdb.cluster; cc != nil { // sharded pub/sub, a connection per master
+		nopts.ShardOf = func(ctx context.Context, channel string) (string, error) {
+			master, err := cc.MasterForKey(ctx, channel)
+			if err != nil {
+				return "", err
+			}
+			return master.Options().Addr, nil
+		}
+		nopts.Reload = func(ctx context.Context) { cc.ReloadState(ctx) }
+	}
+	n := notify.New(rdb.client, q.WakeChannel, log.With("component", "notify"), m, nopts)
 	p := poll.New(q, notifier{n}, m, poll.Options{
 		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
 		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
@@ -133,7 +144,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		Assets:        web.Files,
 		Demo:          cfg.Demo,
 		Ready: func(ctx context.Context) error {
-			if err := rdb.Ping(ctx).Err(); err != nil {
+			if err := rdb.client.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)
 			}
 			return n.Ready()
@@ -217,58 +228,6 @@ type watch struct{ w *notify.Watch }
 
 func (w watch) Woken() <-chan struct{} { return w.w.C }
 func (w watch) Stop()                  { w.w.Stop() }
-
-// connectRedis returns a client for cfg.RedisURL, or for an embedded
-// Redis when it is empty, with the name of the mode for logs and metrics.
-func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*redis.Client, string, func(), error) {
-	var (
-		opts  *redis.Options
-		mode  = "standalone"
-		embed *embedredis.Server
-		err   error
-	)
-	if cfg.RedisURL == "" {
-		if embed, err = embedredis.Start(); err != nil {
-			return nil, "", nil, err
-		}
-		mode = "embedded"
-		opts = &redis.Options{Addr: embed.Addr()}
-		log.Warn("single-node mode: using an embedded in-process Redis; queued messages live in this process only and no other node can share them. Set -redis-url (COMETBOX_REDIS_URL) for production or several nodes")
-	} else if opts, err = redis.ParseURL(cfg.RedisURL); err != nil {
-		return nil, "", nil, fmt.Errorf("-redis-url: %w", err)
-	}
-	// Fail fast and never retry by ourselves: a retried enqueue whose first
-	// attempt reached Redis would duplicate messages. Clients retry, with
-	// idempotency keys.
-	opts.MaxRetries = -1
-	opts.DialerRetries = 1
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 3 * time.Second
-	opts.WriteTimeout = 3 * time.Second
-	opts.ClientName = "cometbox:" + cfg.NodeName
-	redis.SetLogger(redisLogger{log.With("component", "go-redis")})
-	rdb := redis.NewClient(opts)
-
-	pingCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		log.Error("redis does not answer yet; /readyz stays 503 until it does", "addr", opts.Addr, "err", err)
-	}
-
-	stopTick := func() {}
-	if embed != nil {
-		tickCtx, cancelTick := context.WithCancel(context.Background())
-		go func() { _ = embed.Run(tickCtx) }()
-		stopTick = cancelTick
-	}
-	return rdb, mode, func() {
-		_ = rdb.Close()
-		stopTick()
-		if embed != nil {
-			embed.Close()
-		}
-	}, nil
-}
 
 // redisLogger sends go-redis's own messages (mostly dial failures, which
 // cometbox logs where it handles them) to the debug level.

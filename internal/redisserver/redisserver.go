@@ -136,13 +136,24 @@ func (s *Server) Do(args ...string) (string, error) {
 	if _, err := conn.Write([]byte(b.String())); err != nil {
 		return "", err
 	}
-	r := bufio.NewReader(conn)
+	return readReply(bufio.NewReader(conn))
+}
+
+// readReply reads one RESP reply as text: arrays become their elements
+// joined by spaces, errors become Go errors.
+func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err
 	}
 	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "$") { // a bulk string: read its body
+	if line == "" {
+		return "", fmt.Errorf("redis: empty reply line")
+	}
+	switch line[0] {
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
 		n, _ := strconv.Atoi(line[1:])
 		if n < 0 {
 			return "", nil
@@ -152,9 +163,17 @@ func (s *Server) Do(args ...string) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
-	}
-	if strings.HasPrefix(line, "-") {
-		return "", fmt.Errorf("redis: %s", line[1:])
+	case '*':
+		n, _ := strconv.Atoi(line[1:])
+		parts := make([]string, 0, max(n, 0))
+		for range n {
+			p, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, " "), nil
 	}
 	return line, nil
 }

@@ -40,6 +40,7 @@ type Metrics struct {
 	pubsubReconnects  prometheus.Counter
 	pubsubChannels    prometheus.Gauge
 	wakeups           prometheus.Counter
+	channelMoves      prometheus.Counter
 	httpRequests      *prometheus.CounterVec
 	limitRejections   *prometheus.CounterVec
 	limits            *prometheus.GaugeVec
@@ -106,6 +107,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "cometbox_pubsub_channels",
 			Help: "Wake-up channels this node is subscribed to right now.",
 		}),
+		channelMoves: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cometbox_pubsub_channel_moves_total",
+			Help: "Wake-up channels subscribed again on another Redis Cluster shard after their slot moved.",
+		}),
 		wakeups: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cometbox_pubsub_wakeups_total",
 			Help: "Wake-up messages received on the pub/sub connection.",
@@ -138,7 +143,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.pollsWaiting, m.streamsOpen, m.pollDuration, m.published, m.publishReplays,
 		m.delivered, m.deliveryLatency, m.dropped, m.gaps, m.resets, m.redisErrors,
-		m.pubsubReconnects, m.pubsubChannels, m.wakeups, m.httpRequests, m.limitRejections,
+		m.pubsubReconnects, m.pubsubChannels, m.wakeups, m.channelMoves, m.httpRequests, m.limitRejections,
 		m.limits, m.buildInfo, m.draining, m.subscribeDuration)
 	return m
 }
@@ -240,6 +245,13 @@ func (m *Metrics) PubSubChannels(n int) {
 func (m *Metrics) Wakeup() {
 	if m != nil {
 		m.wakeups.Inc()
+	}
+}
+
+// ChannelMoved counts a channel followed to another shard.
+func (m *Metrics) ChannelMoved() {
+	if m != nil {
+		m.channelMoves.Inc()
 	}
 }
 

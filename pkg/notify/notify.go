@@ -1,18 +1,23 @@
 // Package notify wakes waiting polls when a message is enqueued for their
 // client through any node.
 //
-// A Notifier keeps one Redis pub/sub connection per process. The first
-// Watch for a client subscribes to that client's wake-up channel; Watch
-// returns only once Redis has confirmed the subscription, so a caller that
-// then reads the queue cannot miss a message enqueued in between. After the
-// last Watch for a client stops, the channel stays subscribed for a short
+// A Notifier keeps one Redis pub/sub connection per shard: one in all for
+// a single Redis (or a Sentinel-managed primary), one per master it needs
+// on a Redis Cluster, where wake-ups use sharded pub/sub (SSUBSCRIBE) so
+// that they stay on the shard that owns the client. The first Watch for a
+// client subscribes to that client's wake-up channel; Watch returns only
+// once Redis has confirmed the subscription, so a caller that then reads
+// the queue cannot miss a message enqueued in between. After the last
+// Watch for a client stops, the channel stays subscribed for a short
 // linger (the browser re-polls at once) and is then unsubscribed.
 //
 // Pub/sub is only a wake-up, never the data: Redis drops what it publishes
 // while a subscriber is away. So whenever a channel is (re)subscribed on a
 // new connection, every watcher of it is woken to re-read its queue; and a
-// periodic self-probe (a PUBLISH to the node's own probe channel that must
-// come back) catches a connection that died silently and replaces it.
+// periodic self-probe per connection (a PUBLISH to the node's own probe
+// channel that must come back) catches a connection that died silently
+// and replaces it. When a cluster slot moves, Redis unsubscribes the
+// channels in it; they are subscribed again on the slot's new owner.
 //
 // All methods are safe for concurrent use. Run must be running for
 // subscriptions to be made.
@@ -44,11 +49,11 @@ type Redis interface {
 
 // Options tunes a Notifier. The zero value is ready to use.
 type Options struct {
-	// ProbePrefix starts the name of the node's own probe channel.
+	// ProbePrefix starts the name of the node's own probe channels.
 	// Default: "cb:probe:".
 	ProbePrefix string
 	// ProbeInterval is how often the node publishes to its probe channel
-	// to prove the subscription alive. Default: 5s.
+	// to prove each subscription connection alive. Default: 5s.
 	ProbeInterval time.Duration
 	// ProbeTimeout is how long a probe may take to come back before the
 	// connection is declared dead and replaced. Default: 3s.
@@ -57,9 +62,13 @@ type Options struct {
 	// stopped, so that the browser's next poll finds it ready.
 	// Default: 2s; negative: unsubscribe at once.
 	Linger time.Duration
-	// Sharded subscribes with SSUBSCRIBE and probes with SPUBLISH (Redis
-	// Cluster sharded pub/sub). Default: false.
-	Sharded bool
+	// ShardOf, when set, makes the Notifier a Redis Cluster client: it
+	// subscribes with SSUBSCRIBE on a connection per master, and ShardOf
+	// names the master (its address) that owns a channel's slot.
+	ShardOf func(ctx context.Context, channel string) (string, error)
+	// Reload refreshes the cluster's slot map after a slot moved. May be
+	// nil.
+	Reload func(ctx context.Context)
 }
 
 func (o Options) withDefaults() Options {
@@ -81,35 +90,29 @@ func (o Options) withDefaults() Options {
 var (
 	// ErrClosed is returned by Watch after Run has returned.
 	ErrClosed = errors.New("notify: closed")
-	// ErrDown is returned by Watch while the pub/sub connection is failing,
-	// at once rather than after the caller's timeout.
+	// ErrDown is returned by Watch while the pub/sub connection of the
+	// client's shard is failing, at once rather than after the caller's
+	// timeout.
 	ErrDown = errors.New("notify: pub/sub connection down")
 )
 
-// Notifier multiplexes wake-up subscriptions over one pub/sub connection.
+// Notifier multiplexes wake-up subscriptions over a connection per shard.
 type Notifier struct {
 	rdb     Redis
 	channel func(client string) string
 	log     *slog.Logger
 	m       *metrics.Metrics
 	opts    Options
-	probe   string // this node's probe channel
+	id      string // this process's random id, in its probe channels
 
-	kick     chan struct{} // wakes the writer
-	probeNow chan struct{} // asks the ticker for a probe at once
+	newConns chan *conn    // connections for Run to start
+	runDone  chan struct{} // closed when Run returns
 
-	mu        sync.Mutex
-	ps        *redis.PubSub // the current connection
-	gen       uint64        // bumped each time ps is replaced
-	chans     map[string]*channel
-	pendSub   []string // to subscribe on ps
-	pendUnsub []string // to unsubscribe on ps
-	probeSent time.Time
-	probeOK   time.Time
-	lastErr   error
-	down      error     // set when a connection failed, cleared by the next confirmation
-	downSince time.Time // when down was first set, for the recovery log
-	closed    bool
+	mu      sync.Mutex
+	chans   map[string]*channel
+	conns   map[string]*conn // by shard address; "" for a single Redis
+	started bool
+	closed  bool
 }
 
 type state uint8
@@ -123,10 +126,31 @@ const (
 // channel is one wake-up channel and the watchers waiting on it.
 type channel struct {
 	name     string
+	conn     *conn
 	state    state
 	since    time.Time // when the current state began
 	watchers map[*Watch]struct{}
-	pinned   bool // the probe channel: never unsubscribed
+	pinned   bool // a probe channel: never unsubscribed
+}
+
+// conn is the pub/sub connection of one shard. Its fields after the first
+// three are guarded by the Notifier's mutex.
+type conn struct {
+	shard    string
+	probe    *channel
+	kick     chan struct{} // wakes the writer
+	probeNow chan struct{} // asks the ticker for a probe at once
+
+	ps        *redis.PubSub // replaced, with gen bumped, after a failure
+	gen       uint64
+	primed    bool // a command went out on ps: on a cluster, that chose its node
+	pendSub   []string
+	pendUnsub []string
+	probeSent time.Time
+	probeOK   time.Time
+	lastErr   error
+	down      error     // set when the connection failed, cleared by the next confirmation
+	downSince time.Time // when down was first set, for the recovery log
 }
 
 // Watch is one waiter's interest in a client's wake-ups.
@@ -146,7 +170,6 @@ type Watch struct {
 // New returns a Notifier. channelOf maps a client id to its wake-up channel
 // (package queue's WakeChannel).
 func New(rdb Redis, channelOf func(client string) string, log *slog.Logger, m *metrics.Metrics, opts Options) *Notifier {
-	opts = opts.withDefaults()
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	n := &Notifier{
@@ -154,18 +177,22 @@ func New(rdb Redis, channelOf func(client string) string, log *slog.Logger, m *m
 		channel:  channelOf,
 		log:      log,
 		m:        m,
-		opts:     opts,
-		probe:    opts.ProbePrefix + hex.EncodeToString(id[:]),
-		kick:     make(chan struct{}, 1),
-		probeNow: make(chan struct{}, 1),
+		opts:     opts.withDefaults(),
+		id:       hex.EncodeToString(id[:]),
+		newConns: make(chan *conn, 16),
+		runDone:  make(chan struct{}),
 		chans:    make(map[string]*channel),
+		conns:    make(map[string]*conn),
 	}
-	n.mu.Lock()
-	n.chans[n.probe] = &channel{name: n.probe, watchers: map[*Watch]struct{}{}, pinned: true}
-	n.replaceLocked()
-	n.mu.Unlock()
+	if !n.sharded() {
+		n.mu.Lock()
+		n.addConnLocked("", n.opts.ProbePrefix+n.id)
+		n.mu.Unlock()
+	}
 	return n
 }
+
+func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
 
 // Watch subscribes to client's wake-ups and returns once Redis has
 // confirmed the subscription, or with ctx's error. The caller must Stop
@@ -176,20 +203,34 @@ func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
 	w := &Watch{C: c, c: c, ready: make(chan struct{}), n: n}
 
 	n.mu.Lock()
+	ch := n.chans[name]
+	n.mu.Unlock()
+	var cn *conn
+	if ch == nil {
+		var err error
+		if cn, err = n.connFor(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+
+	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if n.down != nil {
-		err := n.down
-		n.mu.Unlock()
-		return nil, fmt.Errorf("%w: %w", ErrDown, err)
-	}
-	ch := n.chans[name]
-	if ch == nil {
-		ch = &channel{name: name, watchers: make(map[*Watch]struct{})}
+	if ch = n.chans[name]; ch == nil {
+		if cn.down != nil {
+			err := cn.down
+			n.mu.Unlock()
+			return nil, fmt.Errorf("%w: %w", ErrDown, err)
+		}
+		ch = &channel{name: name, conn: cn, watchers: make(map[*Watch]struct{})}
 		n.chans[name] = ch
 		n.subscribeLocked(ch)
+	} else if ch.conn.down != nil && ch.state != subscribed {
+		err := ch.conn.down
+		n.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w", ErrDown, err)
 	}
 	w.ch = ch
 	ch.watchers[w] = struct{}{}
@@ -218,12 +259,78 @@ func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
 	}
 }
 
+// connFor returns the connection of the shard that owns channel name,
+// making it (and its probe channel) when it is the first on that shard.
+func (n *Notifier) connFor(ctx context.Context, name string) (*conn, error) {
+	shard := ""
+	if n.sharded() {
+		var err error
+		if shard, err = n.opts.ShardOf(ctx, name); err != nil {
+			return nil, fmt.Errorf("notify: shard of %s: %w: %w", name, ErrDown, err)
+		}
+	}
+	n.mu.Lock()
+	cn := n.conns[shard]
+	n.mu.Unlock()
+	if cn != nil {
+		return cn, nil
+	}
+	probe, err := n.probeName(ctx, shard)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if cn := n.conns[shard]; cn != nil {
+		return cn, nil // made meanwhile
+	}
+	return n.addConnLocked(shard, probe), nil
+}
+
+// probeName finds a probe channel name on shard: on a cluster, one whose
+// hash tag falls in a slot that shard owns.
+func (n *Notifier) probeName(ctx context.Context, shard string) (string, error) {
+	base := n.opts.ProbePrefix + n.id
+	if !n.sharded() {
+		return base, nil
+	}
+	for i := range 4096 {
+		name := fmt.Sprintf("%s:{%d}", base, i)
+		owner, err := n.opts.ShardOf(ctx, name)
+		if err != nil {
+			return "", fmt.Errorf("notify: probe channel for %s: %w: %w", shard, ErrDown, err)
+		}
+		if owner == shard {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("notify: no probe channel found on shard %s", shard)
+}
+
+func (n *Notifier) addConnLocked(shard, probe string) *conn {
+	cn := &conn{shard: shard, kick: make(chan struct{}, 1), probeNow: make(chan struct{}, 1)}
+	cn.probe = &channel{name: probe, conn: cn, watchers: map[*Watch]struct{}{}, pinned: true}
+	n.chans[probe] = cn.probe
+	n.conns[shard] = cn
+	n.replaceLocked(cn)
+	if n.started {
+		select {
+		case n.newConns <- cn:
+		case <-n.runDone:
+		}
+	}
+	return cn
+}
+
 // Stop ends the Watch. It is safe to call more than once.
 func (w *Watch) Stop() {
 	n := w.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	ch := w.ch
+	if ch == nil {
+		return
+	}
 	if _, ok := ch.watchers[w]; !ok {
 		return
 	}
@@ -236,39 +343,68 @@ func (w *Watch) Stop() {
 	}
 }
 
-// Ready reports whether wake-ups are flowing: the last self-probe came
-// back in time. It returns the reason otherwise.
+// Ready reports whether wake-ups are flowing: every connection's last
+// self-probe came back in time. It returns the reason otherwise.
 func (n *Notifier) Ready() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return ErrClosed
 	}
-	if n.down != nil {
-		return fmt.Errorf("%w: %w", ErrDown, n.down)
-	}
-	if n.probeOK.IsZero() || time.Since(n.probeOK) > n.opts.ProbeInterval+2*n.opts.ProbeTimeout {
-		if n.lastErr != nil {
-			return fmt.Errorf("notify: no working subscription: %w", n.lastErr)
+	for _, cn := range n.conns {
+		if cn.down != nil {
+			return fmt.Errorf("%w: %s: %w", ErrDown, shardName(cn.shard), cn.down)
 		}
-		return errors.New("notify: no working subscription yet")
+		if cn.probeOK.IsZero() || time.Since(cn.probeOK) > n.opts.ProbeInterval+2*n.opts.ProbeTimeout {
+			if cn.lastErr != nil {
+				return fmt.Errorf("notify: %s: no working subscription: %w", shardName(cn.shard), cn.lastErr)
+			}
+			return fmt.Errorf("notify: %s: no working subscription yet", shardName(cn.shard))
+		}
 	}
 	return nil
 }
 
-// Run keeps the subscription connection alive, dispatches wake-ups and
+func shardName(shard string) string {
+	if shard == "" {
+		return "redis"
+	}
+	return "shard " + shard
+}
+
+// Run keeps the subscription connections alive, dispatches wake-ups and
 // probes, until ctx is done. It returns nil after ctx is done.
 func (n *Notifier) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); n.writeLoop(ctx) }()
-	go func() { defer wg.Done(); n.tickLoop(ctx) }()
-	n.readLoop(ctx)
+	start := func(cn *conn) {
+		wg.Add(3)
+		go func() { defer wg.Done(); n.writeLoop(ctx, cn) }()
+		go func() { defer wg.Done(); n.tickLoop(ctx, cn) }()
+		go func() { defer wg.Done(); n.readLoop(ctx, cn) }()
+	}
+	n.mu.Lock()
+	n.started = true
+	for _, cn := range n.conns {
+		start(cn)
+	}
+	n.mu.Unlock()
+	for running := true; running; {
+		select {
+		case cn := <-n.newConns:
+			start(cn)
+		case <-ctx.Done():
+			running = false
+		}
+	}
+	close(n.runDone)
 	wg.Wait()
 
 	n.mu.Lock()
 	n.closed = true
-	ps := n.ps
+	var pss []*redis.PubSub
+	for _, cn := range n.conns {
+		pss = append(pss, cn.ps)
+	}
 	for _, ch := range n.chans {
 		for w := range ch.watchers {
 			if !w.armed { // unblock waiting Watch calls: they return ErrClosed
@@ -278,15 +414,17 @@ func (n *Notifier) Run(ctx context.Context) error {
 		}
 	}
 	n.mu.Unlock()
-	_ = ps.Close()
+	for _, ps := range pss {
+		_ = ps.Close()
+	}
 	return nil
 }
 
-// readLoop receives from the current connection and dispatches.
-func (n *Notifier) readLoop(ctx context.Context) {
+// readLoop receives from cn's current connection and dispatches.
+func (n *Notifier) readLoop(ctx context.Context, cn *conn) {
 	stop := context.AfterFunc(ctx, func() {
 		n.mu.Lock()
-		ps := n.ps
+		ps := cn.ps
 		n.mu.Unlock()
 		_ = ps.Close() // unblocks ReceiveTimeout
 	})
@@ -295,41 +433,60 @@ func (n *Notifier) readLoop(ctx context.Context) {
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		n.mu.Lock()
-		ps, gen := n.ps, n.gen
+		ps, gen, primed := cn.ps, cn.gen, cn.primed
 		n.mu.Unlock()
+		if n.sharded() && !primed {
+			// A cluster pub/sub connection goes to the node of the first
+			// channel subscribed on it; receiving first would open it on
+			// a random node.
+			if !sleep(ctx, 10*time.Millisecond) {
+				return
+			}
+			continue
+		}
 
 		msg, err := ps.ReceiveTimeout(ctx, n.opts.ProbeInterval)
 		if err != nil {
-			if isTimeout(err) {
+			switch {
+			case isTimeout(err):
 				continue // quiet connection; the probe decides whether it is dead
-			}
-			if ctx.Err() != nil {
+			case ctx.Err() != nil:
 				return
+			case redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK"):
+				// A subscription went to a shard that no longer owns its
+				// slot: find the right ones.
+				n.relocate(ctx, cn, "")
+				continue
 			}
-			n.fail(gen, "receive", err)
+			n.fail(cn, gen, "receive", err)
 			if !sleep(ctx, backoff.next()) {
 				return
 			}
 			continue
 		}
 		backoff.reset()
-		n.dispatch(gen, msg)
+		if moved := n.dispatch(cn, gen, msg); moved != "" {
+			n.relocate(ctx, cn, moved)
+		}
 	}
 }
 
-func (n *Notifier) dispatch(gen uint64, msg any) {
+// dispatch handles one message from cn. It returns the name of a channel
+// that Redis unsubscribed on its own, which happens when its cluster slot
+// moved to another shard.
+func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if gen != n.gen {
-		return // from a connection already replaced
+	if gen != cn.gen {
+		return "" // from a connection already replaced
 	}
 	switch m := msg.(type) {
 	case *redis.Message:
-		if m.Channel == n.probe {
-			n.probeOK = time.Now()
-			n.probeSent = time.Time{}
-			n.lastErr = nil
-			return
+		if m.Channel == cn.probe.name {
+			cn.probeOK = time.Now()
+			cn.probeSent = time.Time{}
+			cn.lastErr = nil
+			return ""
 		}
 		n.m.Wakeup()
 		if ch := n.chans[m.Channel]; ch != nil {
@@ -337,23 +494,62 @@ func (n *Notifier) dispatch(gen uint64, msg any) {
 		}
 	case *redis.Subscription:
 		ch := n.chans[m.Channel]
-		if ch == nil {
-			return
+		if ch == nil || ch.conn != cn {
+			return ""
 		}
 		switch m.Kind {
 		case "subscribe", "ssubscribe":
 			n.confirmedLocked(ch)
 		case "unsubscribe", "sunsubscribe":
 			if ch.state != unsubscribing {
-				return
+				return ch.name // not asked for: the slot moved
 			}
 			if len(ch.watchers) > 0 {
 				n.subscribeLocked(ch)
 			} else {
 				delete(n.chans, ch.name)
-				n.m.PubSubChannels(len(n.chans) - 1)
+				n.countChannelsLocked()
 			}
 		}
+	}
+	return ""
+}
+
+// relocate subscribes again, on the shard that owns them now, the channels
+// of cn that moved: the one named, or all of cn's when name is empty.
+func (n *Notifier) relocate(ctx context.Context, cn *conn, name string) {
+	if !n.sharded() {
+		return
+	}
+	if n.opts.Reload != nil {
+		n.opts.Reload(ctx)
+	}
+	n.mu.Lock()
+	var names []string
+	for _, ch := range n.chans {
+		if ch.conn == cn && !ch.pinned && (name == "" || ch.name == name) {
+			names = append(names, ch.name)
+		}
+	}
+	n.mu.Unlock()
+	for _, name := range names {
+		dest, err := n.connFor(ctx, name)
+		if err != nil {
+			n.log.Warn("slot moved, new shard unknown; retrying on the next wake-up", "channel", name, "err", err)
+			continue
+		}
+		n.mu.Lock()
+		if ch := n.chans[name]; ch != nil && ch.conn == cn {
+			n.log.Debug("channel moved", "channel", name, "from", cn.shard, "to", dest.shard)
+			n.m.ChannelMoved()
+			ch.conn = dest
+			if len(ch.watchers) == 0 {
+				delete(n.chans, name)
+			} else {
+				n.subscribeLocked(ch) // watchers re-read once it is confirmed
+			}
+		}
+		n.mu.Unlock()
 	}
 }
 
@@ -361,15 +557,17 @@ func (n *Notifier) dispatch(gen uint64, msg any) {
 func (n *Notifier) confirmedLocked(ch *channel) {
 	switch ch.state {
 	case subscribing:
-		if n.down != nil { // the connection works again
-			n.log.Info("pub/sub connection restored", "down_for", time.Since(n.downSince).Round(time.Millisecond))
-			n.down = nil
+		cn := ch.conn
+		if cn.down != nil { // the connection works again
+			n.log.Info("pub/sub connection restored", "shard", shardName(cn.shard),
+				"down_for", time.Since(cn.downSince).Round(time.Millisecond))
+			cn.down = nil
 		}
 		n.m.Subscribed(time.Since(ch.since))
 		ch.state, ch.since = subscribed, time.Now()
 		if ch.pinned { // a new connection: prove it at once
 			select {
-			case n.probeNow <- struct{}{}:
+			case cn.probeNow <- struct{}{}:
 			default:
 			}
 		}
@@ -383,11 +581,15 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 				close(w.ready)
 			}
 		}
-		n.m.PubSubChannels(len(n.chans) - 1)
+		n.countChannelsLocked()
 	case subscribed:
 		// The client library re-subscribed on a new connection by itself.
 		ch.wakeLocked()
 	}
+}
+
+func (n *Notifier) countChannelsLocked() {
+	n.m.PubSubChannels(len(n.chans) - len(n.conns))
 }
 
 func (ch *channel) wakeLocked() {
@@ -405,43 +607,48 @@ func (w *Watch) wake() {
 
 func (n *Notifier) subscribeLocked(ch *channel) {
 	ch.state, ch.since = subscribing, time.Now()
-	n.pendSub = append(n.pendSub, ch.name)
-	n.kickWriter()
+	ch.conn.pendSub = append(ch.conn.pendSub, ch.name)
+	kick(ch.conn.kick)
 }
 
 func (n *Notifier) unsubscribeLocked(ch *channel) {
 	ch.state, ch.since = unsubscribing, time.Now()
-	n.pendUnsub = append(n.pendUnsub, ch.name)
-	n.kickWriter()
+	ch.conn.pendUnsub = append(ch.conn.pendUnsub, ch.name)
+	kick(ch.conn.kick)
 }
 
-func (n *Notifier) kickWriter() {
+func kick(c chan struct{}) {
 	select {
-	case n.kick <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
 
-// writeLoop sends the pending SUBSCRIBE and UNSUBSCRIBE commands, batched.
-func (n *Notifier) writeLoop(ctx context.Context) {
+// writeLoop sends cn's pending SUBSCRIBE and UNSUBSCRIBE commands, batched.
+func (n *Notifier) writeLoop(ctx context.Context, cn *conn) {
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.kick:
+		case <-cn.kick:
 		}
 		for {
 			n.mu.Lock()
-			ps, gen := n.ps, n.gen
-			subs, unsubs := n.pendSub, n.pendUnsub
-			n.pendSub, n.pendUnsub = nil, nil
+			ps, gen := cn.ps, cn.gen
+			subs, unsubs := cn.pendSub, cn.pendUnsub
+			cn.pendSub, cn.pendUnsub = nil, nil
 			n.mu.Unlock()
 			if len(subs) == 0 && len(unsubs) == 0 {
 				break
 			}
 			err := n.send(ctx, ps, subs, unsubs)
 			if err == nil {
+				n.mu.Lock()
+				if gen == cn.gen {
+					cn.primed = true
+				}
+				n.mu.Unlock()
 				backoff.reset()
 				continue
 			}
@@ -449,12 +656,12 @@ func (n *Notifier) writeLoop(ctx context.Context) {
 				return
 			}
 			n.mu.Lock()
-			if gen == n.gen { // put them back for the retry
-				n.pendSub = append(subs, n.pendSub...)
-				n.pendUnsub = append(unsubs, n.pendUnsub...)
+			if gen == cn.gen { // put them back for the retry
+				cn.pendSub = append(subs, cn.pendSub...)
+				cn.pendUnsub = append(unsubs, cn.pendUnsub...)
 			}
 			n.mu.Unlock()
-			n.fail(gen, "subscribe", err)
+			n.fail(cn, gen, "subscribe", err)
 			if !sleep(ctx, backoff.next()) {
 				return
 			}
@@ -469,7 +676,8 @@ func (n *Notifier) send(ctx context.Context, ps *redis.PubSub, subs, unsubs []st
 	for len(unsubs) > 0 {
 		k := min(chunk, len(unsubs))
 		var err error
-		if n.opts.Sharded {
+		if n.sharded() {
+			k = 1 // SUNSUBSCRIBE takes channels of one slot only
 			err = ps.SUnsubscribe(ctx, unsubs[:k]...)
 		} else {
 			err = ps.Unsubscribe(ctx, unsubs[:k]...)
@@ -481,11 +689,9 @@ func (n *Notifier) send(ctx context.Context, ps *redis.PubSub, subs, unsubs []st
 	}
 	for len(subs) > 0 {
 		k := min(chunk, len(subs))
-		if n.opts.Sharded {
-			k = 1 // SSUBSCRIBE takes channels of one slot only
-		}
 		var err error
-		if n.opts.Sharded {
+		if n.sharded() {
+			k = 1 // SSUBSCRIBE takes channels of one slot only
 			err = ps.SSubscribe(ctx, subs[:k]...)
 		} else {
 			err = ps.Subscribe(ctx, subs[:k]...)
@@ -498,9 +704,9 @@ func (n *Notifier) send(ctx context.Context, ps *redis.PubSub, subs, unsubs []st
 	return nil
 }
 
-// tickLoop probes the subscription, ends lingering channels and replaces
-// a connection whose probe or subscription confirmations do not come back.
-func (n *Notifier) tickLoop(ctx context.Context) {
+// tickLoop probes cn's subscription, ends its lingering channels and
+// replaces it when a probe or a confirmation does not come back.
+func (n *Notifier) tickLoop(ctx context.Context, cn *conn) {
 	tick := time.NewTicker(tickEvery(n.opts))
 	defer tick.Stop()
 	lastProbe := time.Now()
@@ -508,14 +714,14 @@ func (n *Notifier) tickLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-n.probeNow:
+		case <-cn.probeNow:
 			lastProbe = time.Now()
-			n.sendProbe(ctx)
+			n.sendProbe(ctx, cn)
 		case now := <-tick.C:
-			n.sweep(now)
+			n.sweep(cn, now)
 			if now.Sub(lastProbe) >= n.opts.ProbeInterval {
 				lastProbe = now
-				n.sendProbe(ctx)
+				n.sendProbe(ctx, cn)
 			}
 		}
 	}
@@ -529,84 +735,90 @@ func tickEvery(o Options) time.Duration {
 	return max(d, 10*time.Millisecond)
 }
 
-func (n *Notifier) sendProbe(ctx context.Context) {
+func (n *Notifier) sendProbe(ctx context.Context, cn *conn) {
 	n.mu.Lock()
-	if !n.probeSent.IsZero() || n.chans[n.probe].state != subscribed {
+	if !cn.probeSent.IsZero() || cn.probe.state != subscribed {
 		// The last probe is still out (sweep judges it), or the probe
 		// channel is not subscribed yet (its confirmation asks for one).
 		n.mu.Unlock()
 		return
 	}
-	n.probeSent = time.Now()
-	gen := n.gen
+	cn.probeSent = time.Now()
+	gen := cn.gen
 	n.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, n.opts.ProbeTimeout)
 	defer cancel()
 	var err error
-	if n.opts.Sharded {
-		err = n.rdb.SPublish(ctx, n.probe, "probe").Err()
+	if n.sharded() {
+		err = n.rdb.SPublish(ctx, cn.probe.name, "probe").Err()
 	} else {
-		err = n.rdb.Publish(ctx, n.probe, "probe").Err()
+		err = n.rdb.Publish(ctx, cn.probe.name, "probe").Err()
 	}
 	if err != nil && ctx.Err() == nil {
 		n.m.RedisError("probe")
 		n.mu.Lock()
-		if gen == n.gen {
-			n.probeSent = time.Time{} // Redis itself is down; not the subscription's fault
-			n.lastErr = err
+		if gen == cn.gen {
+			cn.probeSent = time.Time{} // Redis itself is down; not the subscription's fault
+			cn.lastErr = err
 		}
 		n.mu.Unlock()
 	}
 }
 
-// sweep unsubscribes channels whose linger is over and replaces the
-// connection when a probe or a confirmation is overdue.
-func (n *Notifier) sweep(now time.Time) {
+// sweep unsubscribes cn's channels whose linger is over, and replaces cn
+// when a probe or a confirmation is overdue.
+func (n *Notifier) sweep(cn *conn, now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !n.probeSent.IsZero() && now.Sub(n.probeSent) > n.opts.ProbeTimeout {
-		n.failLocked(n.gen, "probe", errors.New("self-probe did not come back"))
+	if !cn.probeSent.IsZero() && now.Sub(cn.probeSent) > n.opts.ProbeTimeout {
+		n.failLocked(cn, cn.gen, "probe", errors.New("self-probe did not come back"))
 		return
 	}
 	overdue := 2 * n.opts.ProbeTimeout
 	for _, ch := range n.chans {
+		if ch.conn != cn {
+			continue
+		}
 		switch {
 		case ch.state == subscribed && len(ch.watchers) == 0 && !ch.pinned && now.Sub(ch.since) >= n.opts.Linger:
 			n.unsubscribeLocked(ch)
 		case (ch.state == subscribing || ch.state == unsubscribing) && now.Sub(ch.since) > overdue:
-			n.failLocked(n.gen, "subscribe", fmt.Errorf("no confirmation for %s in %v", ch.name, overdue))
+			n.failLocked(cn, cn.gen, "subscribe", fmt.Errorf("no confirmation for %s in %v", ch.name, overdue))
 			return
 		}
 	}
 }
 
-func (n *Notifier) fail(gen uint64, op string, err error) {
+func (n *Notifier) fail(cn *conn, gen uint64, op string, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.failLocked(gen, op, err)
+	n.failLocked(cn, gen, op, err)
 }
 
-// failLocked replaces the connection of generation gen, unless that was
+// failLocked replaces cn's connection of generation gen, unless that was
 // done already. Every channel still wanted is subscribed anew; its
 // watchers re-read their queues once the new subscription is confirmed.
-func (n *Notifier) failLocked(gen uint64, op string, err error) {
-	if gen != n.gen || n.closed {
+func (n *Notifier) failLocked(cn *conn, gen uint64, op string, err error) {
+	if gen != cn.gen || n.closed {
 		return
 	}
 	n.m.RedisError(op)
 	n.m.PubSubReconnected()
-	if n.down == nil {
-		n.log.Warn("pub/sub connection lost; reconnecting", "op", op, "err", err, "channels", len(n.chans)-1)
-		n.downSince = time.Now()
+	if cn.down == nil {
+		n.log.Warn("pub/sub connection lost; reconnecting", "shard", shardName(cn.shard), "op", op, "err", err)
+		cn.downSince = time.Now()
 	} else {
-		n.log.Debug("pub/sub reconnect failed", "op", op, "err", err)
+		n.log.Debug("pub/sub reconnect failed", "shard", shardName(cn.shard), "op", op, "err", err)
 	}
-	n.lastErr, n.down = err, err
+	cn.lastErr, cn.down = err, err
 	// Whoever waits for a subscription learns now that it failed, rather
 	// than at its timeout; watchers already armed stay and re-read once
 	// the new connection confirms their channel.
 	for _, ch := range n.chans {
+		if ch.conn != cn {
+			continue
+		}
 		for w := range ch.watchers {
 			if !w.armed {
 				w.err, w.armed = err, true
@@ -615,29 +827,35 @@ func (n *Notifier) failLocked(gen uint64, op string, err error) {
 			}
 		}
 	}
-	old := n.ps
-	n.replaceLocked()
+	old := cn.ps
+	n.replaceLocked(cn)
 	go func() { _ = old.Close() }()
 }
 
-func (n *Notifier) replaceLocked() {
+// replaceLocked gives cn a new connection and queues the subscription of
+// every channel still wanted on it.
+func (n *Notifier) replaceLocked(cn *conn) {
 	ctx := context.Background()
-	if n.opts.Sharded {
-		n.ps = n.rdb.SSubscribe(ctx)
+	if n.sharded() {
+		cn.ps = n.rdb.SSubscribe(ctx)
 	} else {
-		n.ps = n.rdb.Subscribe(ctx)
+		cn.ps = n.rdb.Subscribe(ctx)
 	}
-	n.gen++
-	n.pendSub, n.pendUnsub = nil, nil
-	n.probeSent = time.Time{}
+	cn.gen++
+	cn.primed = false
+	cn.pendSub, cn.pendUnsub = nil, nil
+	cn.probeSent = time.Time{}
 	for name, ch := range n.chans {
+		if ch.conn != cn {
+			continue
+		}
 		if len(ch.watchers) == 0 && !ch.pinned {
 			delete(n.chans, name)
 			continue
 		}
 		n.subscribeLocked(ch)
 	}
-	n.m.PubSubChannels(0)
+	n.countChannelsLocked()
 }
 
 func isTimeout(err error) bool {
