@@ -9,9 +9,9 @@ FUZZTIME ?= 10s
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-fuzz test-php cross build image run clean
+.PHONY: test check test-go test-storm test-fuzz test-php cross build image run clean
 
-test: check test-go test-fuzz test-php cross
+test: check test-go test-storm test-fuzz test-php cross
 	@echo "make test: all suites passed"
 
 ## check: formatting and vet
@@ -23,6 +23,11 @@ check:
 ## test-go: unit tests (miniredis) and the multi-node suite (real redis-server and node processes), with the race detector
 test-go:
 	$(GO) test -race -count=1 ./...
+
+## test-storm: the 10,000-client reconnect storm, without the race detector (whose
+## cost in the test process would starve the node on a 2-core machine)
+test-storm:
+	$(GO) test -count=1 -run '^TestFaultReconnectStorm$$' ./cmd/cometbox
 
 ## test-fuzz: a bounded run of each fuzz target over its committed corpus and new inputs
 test-fuzz:

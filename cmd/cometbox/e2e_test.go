@@ -519,7 +519,7 @@ func TestDurableReplicas(t *testing.T) {
 		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
 	})
 	nd := nodeproc.Start(t, "durable", "-redis-url", primary.URL(), "-publish-secret", secret,
-		"-durable-replicas", "1", "-durable-timeout", "500ms")
+		"-durable-replicas", "1", "-durable-timeout", "3s") // generous: CI machines are busy
 	nd.WaitReady()
 	ctx := context.Background()
 	if status, body, _ := tc.Publish(ctx, nd.URL, secret, "application/xml", tc.XML("dur", "replicated")); status != 200 {

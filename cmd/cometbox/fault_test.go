@@ -392,8 +392,11 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 // 9. 10,000 clients re-polling within one second after a restart: no
 // crash, 503 with Retry-After only above the cap, nothing lost.
 func TestFaultReconnectStorm(t *testing.T) {
-	if testing.Short() {
-		t.Skip("10,000 connections: not in -short")
+	if raceEnabled {
+		// Not a missing tool: under the race detector the 10,000 client
+		// goroutines of this test process starve the node on a small
+		// machine. `make test` runs it without -race (test-storm).
+		t.Skip("run without -race: make test-storm")
 	}
 	const clients, maxPolls = 10000, 6000
 	w := newWorld(t, worldOptions{nodes: 1, clients: clients, nodeArgs: []string{"-poll-timeout", "20s", "-max-polls", fmt.Sprint(maxPolls)}})

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -128,7 +129,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		nopts.Reload = func(ctx context.Context) { cc.ReloadState(ctx) }
 	}
 	n := notify.New(rdb.client, q.WakeChannel, log.With("component", "notify"), m, nopts)
-	p := poll.New(q, notifier{n}, m, poll.Options{
+	p := poll.New(q, n.Watch, m, poll.Options{
 		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
 		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
 	})
@@ -143,6 +144,8 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		CORSOrigins:   cfg.CORSOrigins,
 		Assets:        web.Files,
 		Demo:          cfg.Demo,
+		Park:          cfg.ParkPolls,
+		IdleTimeout:   cfg.IdleTimeout,
 		Ready: func(ctx context.Context) error {
 			if err := rdb.client.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)
@@ -160,23 +163,30 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	}
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      15 * time.Second, // polls and streams extend their own deadline
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    16 << 10,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	newServer := func() *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      15 * time.Second, // polls and streams extend their own deadline
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    16 << 10,
+			BaseContext:       func(net.Listener) context.Context { return baseCtx },
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
 	}
+	// srv serves the listener; parked serves the connections that parked
+	// polls hand back once answered (httpapi/park.go).
+	srv, parked := newServer(), newServer()
 
 	bg, cancelBg := context.WithCancel(context.Background())
 	defer cancelBg()
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); _ = n.Run(bg) }()
-	serveErr := make(chan error, 1)
+	go returnMemory(bg, log, 5*time.Second, 64<<20)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- parked.Serve(h.Returned()) }()
 	stopDebug := serveDebug(cfg.DebugListen, log)
 	defer stopDebug()
 
@@ -202,32 +212,25 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	time.Sleep(cfg.DrainDelay)
 	shutCtx, cancelShut := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelShut()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		log.Warn("shutdown grace period over; cancelling what is left", "err", err)
-		cancelBase()
-		_ = srv.Close()
+	var shut sync.WaitGroup
+	for _, s := range []*http.Server{srv, parked} {
+		shut.Go(func() {
+			if err := s.Shutdown(shutCtx); err != nil {
+				log.Warn("shutdown grace period over; cancelling what is left", "err", err)
+				cancelBase()
+				_ = s.Close()
+			}
+		})
+	}
+	shut.Wait()
+	if err := p.Wait(shutCtx); err != nil { // parked polls are not the servers'
+		log.Warn("shutdown grace period over with polls still held", "held", p.Held())
 	}
 	cancelBg()
 	<-notifyDone
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
-
-// notifier adapts *notify.Notifier to poll.Notifier.
-type notifier struct{ n *notify.Notifier }
-
-func (a notifier) Watch(ctx context.Context, client string) (poll.Watcher, error) {
-	w, err := a.n.Watch(ctx, client)
-	if err != nil {
-		return nil, err
-	}
-	return watch{w}, nil
-}
-
-type watch struct{ w *notify.Watch }
-
-func (w watch) Woken() <-chan struct{} { return w.w.C }
-func (w watch) Stop()                  { w.w.Stop() }
 
 // redisLogger sends go-redis's own messages (mostly dial failures, which
 // cometbox logs where it handles them) to the debug level.

@@ -58,6 +58,7 @@ type Config struct {
 
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	ParkPolls         bool
 
 	MaxBody    Size
 	MaxMessage Size
@@ -116,6 +117,7 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.DurationVar(&c.ProbeInterval, "pubsub-probe-interval", 5*time.Second, "how often the node proves its pub/sub connection alive by publishing to itself")
 	fs.DurationVar(&c.ProbeTimeout, "pubsub-probe-timeout", 3*time.Second, "how long a self-probe may take before the pub/sub connection is replaced and held polls re-read")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send its request headers (slow clients are cut)")
+	fs.BoolVar(&c.ParkPolls, "park-polls", true, "hold waiting long-polls on parked connections (a few kB each) rather than in HTTP handlers (about 30 kB each)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open; keep it above your load balancer's")
 	c.MaxBody = 1 << 20
 	fs.Var(&c.MaxBody, "max-body", "largest publish body, e.g. 1MiB, 512KiB or bytes")

@@ -102,13 +102,19 @@ func classify(err error) apiError {
 // writeError answers r with err in the given format, and logs it at a
 // level fitting whose fault it is.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, f format, err error) {
+	h.renderError(w, logger(r), r.URL.Path, f, err)
+}
+
+// renderError is writeError for a request that is gone (a parked poll):
+// its logger and path.
+func (h *Handler) renderError(w http.ResponseWriter, log *slog.Logger, path string, f format, err error) {
 	e := classify(err)
-	log := logger(r)
+	ctx := context.Background()
 	switch {
 	case e.status == http.StatusServiceUnavailable && e.code == "unavailable":
-		log.LogAttrs(r.Context(), slog.LevelError, "backend unavailable", slog.Any("err", err))
-	case log.Enabled(r.Context(), slog.LevelDebug):
-		log.LogAttrs(r.Context(), slog.LevelDebug, "request refused",
+		log.LogAttrs(ctx, slog.LevelError, "backend unavailable", slog.Any("err", err))
+	case log.Enabled(ctx, slog.LevelDebug):
+		log.LogAttrs(ctx, slog.LevelDebug, "request refused",
 			slog.Int("status", e.status), slog.String("code", e.code), slog.Any("err", err))
 	}
 
@@ -120,7 +126,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, f format, e
 	case http.StatusTooManyRequests:
 		hdr.Set("Retry-After", strconv.Itoa(2+rand.IntN(4)))
 	case http.StatusMethodNotAllowed:
-		hdr.Set("Allow", allowed(r.URL.Path))
+		hdr.Set("Allow", allowed(path))
 	case http.StatusRequestEntityTooLarge:
 		hdr.Set("Connection", "close") // the rest of the body is not read
 		h.m.LimitRejected(map[string]string{

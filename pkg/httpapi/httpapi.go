@@ -62,6 +62,13 @@ type Config struct {
 	// Assets holds the browser client (cometbox.js, cometbox.mjs,
 	// cometbox.d.ts) and, for demo mode, demo/. May be nil.
 	Assets fs.FS
+	// Park lets a waiting long-poll give its HTTP handler back (see
+	// park.go); the caller must then serve Handler.Returned with a second
+	// http.Server. Default: false (polls wait in their handler).
+	Park bool
+	// IdleTimeout is how long a parked connection waits for the browser's
+	// next request after its answer. Default: 120s.
+	IdleTimeout time.Duration
 	// Demo serves the demo page at /demo/ with its demo-only publish and
 	// token routes. Never turn it on for a node the public can reach
 	// without also setting no publish secret you care about.
@@ -79,13 +86,14 @@ type Config struct {
 
 // Handler serves the node's HTTP API.
 type Handler struct {
-	store  Store
-	poller *poll.Poller
-	cfg    Config
-	log    *slog.Logger
-	m      *metrics.Metrics
-	mux    chi.Router
-	assets map[string]asset
+	store    Store
+	poller   *poll.Poller
+	cfg      Config
+	log      *slog.Logger
+	m        *metrics.Metrics
+	mux      chi.Router
+	assets   map[string]asset
+	returned *returnedConns
 }
 
 // New returns the node's HTTP handler.
@@ -108,7 +116,11 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
-	h := &Handler{store: store, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M, assets: loadAssets(cfg.Assets)}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	h := &Handler{store: store, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M,
+		assets: loadAssets(cfg.Assets), returned: newReturnedConns()}
 
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, h.observe, secureHeaders, middleware.GetHead)
@@ -145,6 +157,8 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	h.mux = r
 	return h
 }
+
+func (h *Handler) idleTimeout() time.Duration { return h.cfg.IdleTimeout }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -35,22 +35,6 @@ type node struct {
 	mr     *miniredis.Miniredis
 }
 
-// watchers adapts *notify.Notifier to poll.Notifier, as cmd/cometbox does.
-type watchers struct{ n *notify.Notifier }
-
-func (a watchers) Watch(ctx context.Context, client string) (poll.Watcher, error) {
-	w, err := a.n.Watch(ctx, client)
-	if err != nil {
-		return nil, err
-	}
-	return woken{w}, nil
-}
-
-type woken struct{ w *notify.Watch }
-
-func (w woken) Woken() <-chan struct{} { return w.w.C }
-func (w woken) Stop()                  { w.w.Stop() }
-
 const (
 	publishSecret = "pub-secret"
 	tokenSecret   = "tok-secret"
@@ -66,7 +50,7 @@ func newNode(t testing.TB, cfg httpapi.Config, popts poll.Options) *node {
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	p := poll.New(q, watchers{n}, nil, popts)
+	p := poll.New(q, n.Watch, nil, popts)
 	cfg.Ready = func(ctx context.Context) error { return n.Ready() }
 	return &node{h: httpapi.New(q, p, cfg), poller: p, mr: mr}
 }

@@ -20,6 +20,10 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
+	if h.cfg.Park && canPark(r) {
+		h.pollParked(w, r, client, since)
+		return
+	}
 
 	// The server's WriteTimeout is short; this one answer may take the
 	// whole poll timeout.

@@ -129,7 +129,7 @@ type channel struct {
 	conn     *conn
 	state    state
 	since    time.Time // when the current state began
-	watchers map[*Watch]struct{}
+	watchers map[*watcher]struct{}
 	pinned   bool // a probe channel: never unsubscribed
 }
 
@@ -153,13 +153,9 @@ type conn struct {
 	downSince time.Time // when down was first set, for the recovery log
 }
 
-// Watch is one waiter's interest in a client's wake-ups.
-type Watch struct {
-	// C receives a value after each wake-up. Wake-ups are coalesced:
-	// C holds at most one, and a reader must re-read the queue each time.
-	C <-chan struct{}
-
-	c     chan struct{}
+// watcher is one waiter's interest in a client's wake-ups.
+type watcher struct {
+	wake  func()
 	ready chan struct{} // closed once the subscription is confirmed, or failed
 	armed bool          // ready is closed
 	err   error         // why the subscription failed, when it did
@@ -195,12 +191,15 @@ func New(rdb Redis, channelOf func(client string) string, log *slog.Logger, m *m
 func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
 
 // Watch subscribes to client's wake-ups and returns once Redis has
-// confirmed the subscription, or with ctx's error. The caller must Stop
-// the Watch when done.
-func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
+// confirmed the subscription, or with ctx's error. From then on wake is
+// called after each message enqueued for client, and after the
+// subscription was made anew on another connection (when messages may
+// have been missed): the caller re-reads the queue. wake runs with the
+// Notifier's lock held: it must return at once and not call back into
+// the Notifier. The caller must call stop when done; stop is idempotent.
+func (n *Notifier) Watch(ctx context.Context, client string, wake func()) (stop func(), err error) {
 	name := n.channel(client)
-	c := make(chan struct{}, 1)
-	w := &Watch{C: c, c: c, ready: make(chan struct{}), n: n}
+	w := &watcher{wake: wake, ready: make(chan struct{}), n: n}
 
 	n.mu.Lock()
 	ch := n.chans[name]
@@ -224,7 +223,7 @@ func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
 			n.mu.Unlock()
 			return nil, fmt.Errorf("%w: %w", ErrDown, err)
 		}
-		ch = &channel{name: name, conn: cn, watchers: make(map[*Watch]struct{})}
+		ch = &channel{name: name, conn: cn, watchers: make(map[*watcher]struct{})}
 		n.chans[name] = ch
 		n.subscribeLocked(ch)
 	} else if ch.conn.down != nil && ch.state != subscribed {
@@ -247,14 +246,14 @@ func (n *Notifier) Watch(ctx context.Context, client string) (*Watch, error) {
 		n.mu.Unlock()
 		switch {
 		case closed:
-			w.Stop()
+			w.stop()
 			return nil, ErrClosed
 		case err != nil:
 			return nil, fmt.Errorf("notify: subscribe %s: %w: %w", name, ErrDown, err)
 		}
-		return w, nil
+		return w.stop, nil
 	case <-ctx.Done():
-		w.Stop()
+		w.stop()
 		return nil, fmt.Errorf("notify: subscribe %s: %w", name, ctx.Err())
 	}
 }
@@ -309,7 +308,7 @@ func (n *Notifier) probeName(ctx context.Context, shard string) (string, error) 
 
 func (n *Notifier) addConnLocked(shard, probe string) *conn {
 	cn := &conn{shard: shard, kick: make(chan struct{}, 1), probeNow: make(chan struct{}, 1)}
-	cn.probe = &channel{name: probe, conn: cn, watchers: map[*Watch]struct{}{}, pinned: true}
+	cn.probe = &channel{name: probe, conn: cn, watchers: map[*watcher]struct{}{}, pinned: true}
 	n.chans[probe] = cn.probe
 	n.conns[shard] = cn
 	n.replaceLocked(cn)
@@ -322,8 +321,8 @@ func (n *Notifier) addConnLocked(shard, probe string) *conn {
 	return cn
 }
 
-// Stop ends the Watch. It is safe to call more than once.
-func (w *Watch) Stop() {
+// stop ends the watch. It is safe to call more than once.
+func (w *watcher) stop() {
 	n := w.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -575,7 +574,7 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		// published while the channel was not subscribed was dropped.
 		for w := range ch.watchers {
 			if w.armed {
-				w.wake()
+				w.signal()
 			} else {
 				w.armed = true
 				close(w.ready)
@@ -594,16 +593,11 @@ func (n *Notifier) countChannelsLocked() {
 
 func (ch *channel) wakeLocked() {
 	for w := range ch.watchers {
-		w.wake()
+		w.signal()
 	}
 }
 
-func (w *Watch) wake() {
-	select {
-	case w.c <- struct{}{}:
-	default: // a wake-up is already pending; one re-read serves both
-	}
-}
+func (w *watcher) signal() { w.wake() }
 
 func (n *Notifier) subscribeLocked(ch *channel) {
 	ch.state, ch.since = subscribing, time.Now()

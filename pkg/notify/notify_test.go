@@ -39,7 +39,28 @@ func start(t *testing.T, opts notify.Options) (*notify.Notifier, func(client str
 	return n, publish
 }
 
-func waitWake(t *testing.T, w *notify.Watch, within time.Duration) {
+// watch is a Watch whose wake-ups land on a channel, coalesced.
+type watch struct {
+	C    chan struct{}
+	Stop func()
+}
+
+func watchOn(ctx context.Context, n *notify.Notifier, client string) (*watch, error) {
+	w := &watch{C: make(chan struct{}, 1)}
+	stop, err := n.Watch(ctx, client, func() {
+		select {
+		case w.C <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.Stop = stop
+	return w, nil
+}
+
+func waitWake(t *testing.T, w *watch, within time.Duration) {
 	t.Helper()
 	select {
 	case <-w.C:
@@ -48,7 +69,7 @@ func waitWake(t *testing.T, w *notify.Watch, within time.Duration) {
 	}
 }
 
-func noWake(t *testing.T, w *notify.Watch, during time.Duration) {
+func noWake(t *testing.T, w *watch, during time.Duration) {
 	t.Helper()
 	select {
 	case <-w.C:
@@ -61,17 +82,17 @@ func TestWatchWakes(t *testing.T) {
 	n, publish := start(t, notify.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a1, err := n.Watch(ctx, "alice")
+	a1, err := watchOn(ctx, n, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a1.Stop()
-	a2, err := n.Watch(ctx, "alice")
+	a2, err := watchOn(ctx, n, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a2.Stop()
-	b, err := n.Watch(ctx, "bob")
+	b, err := watchOn(ctx, n, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +118,7 @@ func TestLingerThenUnsubscribe(t *testing.T) {
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	w, err := n.Watch(ctx, "carol")
+	w, err := watchOn(ctx, n, "carol")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +135,7 @@ func TestLingerThenUnsubscribe(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// A new watcher subscribes again.
-	w2, err := n.Watch(ctx, "carol")
+	w2, err := watchOn(ctx, n, "carol")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +153,7 @@ func TestReconnectWakesWatchers(t *testing.T) {
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	w, err := n.Watch(ctx, "dave")
+	w, err := watchOn(ctx, n, "dave")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +184,7 @@ func TestWatchHonoursContext(t *testing.T) {
 	// Run is not running: no subscription can be confirmed.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := n.Watch(ctx, "erin"); err == nil {
+	if _, err := watchOn(ctx, n, "erin"); err == nil {
 		t.Fatal("Watch without Run = nil error")
 	}
 }
@@ -176,7 +197,7 @@ func TestClosed(t *testing.T) {
 	go func() { done <- n2.Run(ctx) }()
 	cancel()
 	<-done
-	if _, err := n2.Watch(context.Background(), "x"); err != notify.ErrClosed {
+	if _, err := n2.Watch(context.Background(), "x", func() {}); err != notify.ErrClosed {
 		t.Fatalf("Watch after Run = %v; want ErrClosed", err)
 	}
 }
@@ -204,7 +225,7 @@ func TestWatchFailsFastWhenDown(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- n.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	w, err := n.Watch(ctx, "a")
+	w, err := watchOn(ctx, n, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +235,7 @@ func TestWatchFailsFastWhenDown(t *testing.T) {
 	for i := range 3 {
 		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 		start := time.Now()
-		_, err := n.Watch(wctx, fmt.Sprint("b", i))
+		_, err := watchOn(wctx, n, fmt.Sprint("b", i))
 		wcancel()
 		if !errors.Is(err, notify.ErrDown) {
 			t.Fatalf("Watch %d with Redis gone = %v; want ErrDown", i, err)
@@ -228,7 +249,7 @@ func TestWatchFailsFastWhenDown(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		w, err := n.Watch(ctx, "c")
+		w, err := watchOn(ctx, n, "c")
 		if err == nil {
 			w.Stop()
 			break

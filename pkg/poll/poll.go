@@ -2,6 +2,13 @@
 // if nothing is there, wait for a wake-up, the poll timeout, the browser
 // leaving, or the node draining.
 //
+// Waiting comes in two shapes. Poll blocks its caller until the answer
+// is ready: simple, one goroutine per poll. Hold returns at once with a
+// *Held when the poll must wait, and leaves the waiting to the caller,
+// which is told of wake-ups and of the drain by callbacks; package
+// httpapi uses it to park a held poll on a tiny goroutine instead of a
+// whole HTTP handler. Stream feeds a server-sent event stream.
+//
 // A Poller holds no client state beyond the polls it is holding; every
 // message lives in the Queue. It is safe for concurrent use.
 package poll
@@ -29,21 +36,13 @@ type Queue interface {
 	ReadAfter(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error)
 }
 
-// Notifier wakes polls when their client's queue changes.
-type Notifier interface {
-	// Watch returns once wake-ups for client are guaranteed to arrive.
-	Watch(ctx context.Context, client string) (Watcher, error)
-}
+// Subscribe subscribes to client's wake-ups and returns once they are
+// guaranteed to arrive; from then on wake is called after each change to
+// client's queue (it must return at once), until stop is called.
+// (*notify.Notifier).Watch is one.
+type Subscribe func(ctx context.Context, client string, wake func()) (stop func(), err error)
 
-// Watcher is one poll's subscription to its client's wake-ups.
-type Watcher interface {
-	// Woken receives after each wake-up (coalesced).
-	Woken() <-chan struct{}
-	// Stop releases the subscription.
-	Stop()
-}
-
-// Errors a Poll may return besides its context's and the Queue's.
+// Errors a poll may return besides its context's and the Queue's.
 var (
 	// ErrUnavailable: Redis could not be reached; retry soon elsewhere.
 	ErrUnavailable = errors.New("poll: backend unavailable")
@@ -97,27 +96,28 @@ func (o Options) withDefaults() Options {
 
 // Poller holds long-polls.
 type Poller struct {
-	q    Queue
-	n    Notifier
-	m    *metrics.Metrics
-	opts Options
+	q         Queue
+	subscribe Subscribe
+	m         *metrics.Metrics
+	opts      Options
 
 	held      atomic.Int64
 	mu        sync.Mutex
 	perClient map[string]int
-
-	drainOnce sync.Once
+	holding   map[*Held]struct{} // polls waiting through Hold, told of a drain
 	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New returns a Poller.
-func New(q Queue, n Notifier, m *metrics.Metrics, opts Options) *Poller {
+func New(q Queue, subscribe Subscribe, m *metrics.Metrics, opts Options) *Poller {
 	return &Poller{
 		q:         q,
-		n:         n,
+		subscribe: subscribe,
 		m:         m,
 		opts:      opts.withDefaults(),
 		perClient: make(map[string]int),
+		holding:   make(map[*Held]struct{}),
 		draining:  make(chan struct{}),
 	}
 }
@@ -129,79 +129,172 @@ type Result struct {
 	Outcome string
 }
 
-// Poll answers one long-poll by client at since. It returns at once when
-// messages, a gap or a reset are waiting; otherwise it waits for them
-// until the timeout (an empty Page, Outcome timeout), the node drains (an
-// empty Page, Outcome drained) or ctx ends (ctx's error).
-func (p *Poller) Poll(ctx context.Context, client string, since message.Cursor) (res Result, err error) {
+// Held is a poll that must wait: nothing was queued after its cursor when
+// it was read. Its holder waits for a wake-up (then calls Recheck), for
+// Deadline (the poll timeout) or for the drain callback, and ends it with
+// Finish.
+type Held struct {
+	p        *Poller
+	client   string
+	since    message.Cursor
+	page     message.Page // the last read
+	deadline time.Time
+	stop     func()       // the wake-up subscription
+	release  func()       // the admission
+	done     func(string) // the metrics
+	onDrain  func(at time.Time)
+	drained  sync.Once
+	finished atomic.Bool
+}
+
+// Hold begins a poll by client at since: it applies the limits,
+// subscribes to wake-ups (calling wake after each, which must return at
+// once), and reads the queue. When the answer is ready (messages, a gap,
+// a reset, or the node draining) it returns it and a nil *Held.
+// Otherwise it returns a *Held, which the caller must Finish.
+func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, wake func()) (Result, *Held, error) {
 	release, err := p.admit(client)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
-	defer release()
-	done := p.m.PollStarted()
-	defer func() { done(res.Outcome) }()
+	h := &Held{p: p, client: client, since: since, release: release, done: p.m.PollStarted()}
+	h.deadline = time.Now().Add(jitterDown(p.opts.Timeout, 0.1))
 
 	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
-	w, err := p.n.Watch(subCtx, client) // subscribe first: no lost wake-ups
+	h.stop, err = p.subscribe(subCtx, client, wake) // subscribe first: no lost wake-ups
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return Result{Outcome: metrics.OutcomeGone}, ctx.Err()
+			h.Finish(metrics.OutcomeGone)
+			return Result{Outcome: metrics.OutcomeGone}, nil, ctx.Err()
 		}
 		p.m.RedisError("subscribe")
-		return Result{Outcome: metrics.OutcomeError}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	defer w.Stop()
-
-	page, err := p.read(ctx, client, since)
-	if err != nil || page.Settled() || p.Draining() {
-		return p.result(ctx, page, err)
+		h.Finish(metrics.OutcomeError)
+		return Result{Outcome: metrics.OutcomeError}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
-	timer := time.NewTimer(jitterDown(p.opts.Timeout, 0.1))
+	res, settled, err := h.Recheck(ctx)
+	if err != nil || settled {
+		h.Finish(res.Outcome)
+		return res, nil, err
+	}
+	if p.Draining() {
+		h.Finish(metrics.OutcomeDrained)
+		return Result{Page: h.page, Outcome: metrics.OutcomeDrained}, nil, nil
+	}
+	p.mu.Lock()
+	p.holding[h] = struct{}{}
+	p.mu.Unlock()
+	return res, h, nil
+}
+
+// Recheck reads the queue again, after a wake-up. settled reports that
+// the poll can be answered with res; otherwise res is the empty answer to
+// give if the poll times out.
+func (h *Held) Recheck(ctx context.Context) (res Result, settled bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, h.p.opts.ReadTimeout)
+	defer cancel()
+	page, err := h.p.q.Read(ctx, h.client, h.since, h.p.opts.Limit)
+	switch {
+	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
+		return Result{Outcome: metrics.OutcomeGone}, true, ctx.Err()
+	case err != nil:
+		h.p.m.RedisError("read")
+		return Result{Outcome: metrics.OutcomeError}, true, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case page.Settled():
+		return Result{Page: page, Outcome: metrics.OutcomeMessages}, true, nil
+	}
+	h.page = page
+	return Result{Page: page, Outcome: metrics.OutcomeTimeout}, false, nil
+}
+
+// Deadline is when the poll times out and is answered with its empty
+// page.
+func (h *Held) Deadline() time.Time { return h.deadline }
+
+// Empty is the answer of a poll that timed out or drained.
+func (h *Held) Empty(outcome string) Result {
+	return Result{Page: h.page, Outcome: outcome}
+}
+
+// OnDrain sets the function called, once, when the node drains, with the
+// moment (spread over Options.DrainSpread) at which this poll should be
+// answered. If the node is draining already it is called at once.
+func (h *Held) OnDrain(fn func(at time.Time)) {
+	p := h.p
+	p.mu.Lock()
+	h.onDrain = fn
+	p.mu.Unlock()
+	if p.Draining() {
+		h.drain()
+	}
+}
+
+// drain calls the drain callback, once.
+func (h *Held) drain() {
+	h.drained.Do(func() { h.onDrain(h.p.drainMoment()) })
+}
+
+// Finish ends the poll with its outcome: it releases the subscription
+// and the limits. It is safe to call more than once; only the first
+// counts.
+func (h *Held) Finish(outcome string) {
+	if h.finished.Swap(true) {
+		return
+	}
+	h.p.mu.Lock()
+	delete(h.p.holding, h)
+	h.p.mu.Unlock()
+	if h.stop != nil {
+		h.stop()
+	}
+	h.release()
+	h.done(outcome)
+}
+
+// Poll answers one long-poll by client at since, blocking until the
+// answer is ready: at once when messages, a gap or a reset are waiting;
+// otherwise when they come, at the timeout (an empty Page, Outcome
+// timeout), when the node drains (an empty Page, Outcome drained) or when
+// ctx ends (ctx's error).
+func (p *Poller) Poll(ctx context.Context, client string, since message.Cursor) (Result, error) {
+	woken := make(chan struct{}, 1)
+	res, h, err := p.Hold(ctx, client, since, func() { signal(woken) })
+	if err != nil || h == nil {
+		return res, err
+	}
+	drained := make(chan time.Time, 1)
+	h.OnDrain(func(at time.Time) { drained <- at })
+	timer := time.NewTimer(time.Until(h.Deadline()))
 	defer timer.Stop()
-	drain := p.draining
 	var drainTimer <-chan time.Time
 	for {
 		select {
-		case <-w.Woken():
-			page, err = p.read(ctx, client, since)
-			if err != nil || page.Settled() {
-				return p.result(ctx, page, err)
+		case <-woken:
+			res, settled, err := h.Recheck(ctx)
+			if err != nil || settled {
+				h.Finish(res.Outcome)
+				return res, err
 			}
 		case <-timer.C:
-			return Result{Page: page, Outcome: metrics.OutcomeTimeout}, nil
+			h.Finish(metrics.OutcomeTimeout)
+			return h.Empty(metrics.OutcomeTimeout), nil
 		case <-ctx.Done():
+			h.Finish(metrics.OutcomeGone)
 			return Result{Outcome: metrics.OutcomeGone}, ctx.Err()
-		case <-drain:
-			// Answer at a random moment within the spread, so that the
-			// browsers' re-polls reach the other nodes without a stampede.
-			drain = nil
-			drainTimer = time.After(rand.N(p.opts.DrainSpread))
+		case at := <-drained:
+			drainTimer = time.After(time.Until(at))
 		case <-drainTimer:
-			return Result{Page: page, Outcome: metrics.OutcomeDrained}, nil
+			h.Finish(metrics.OutcomeDrained)
+			return h.Empty(metrics.OutcomeDrained), nil
 		}
 	}
 }
 
-func (p *Poller) read(ctx context.Context, client string, since message.Cursor) (message.Page, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.ReadTimeout)
-	defer cancel()
-	return p.q.Read(ctx, client, since, p.opts.Limit)
-}
-
-func (p *Poller) result(ctx context.Context, page message.Page, err error) (Result, error) {
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return Result{Outcome: metrics.OutcomeGone}, ctx.Err()
-	case err != nil:
-		p.m.RedisError("read")
-		return Result{Outcome: metrics.OutcomeError}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	case page.Settled():
-		return Result{Page: page, Outcome: metrics.OutcomeMessages}, nil
-	default:
-		return Result{Page: page, Outcome: metrics.OutcomeDrained}, nil
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default: // a wake-up is already pending; one re-read serves both
 	}
 }
 
@@ -223,8 +316,9 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 	defer release()
 	defer p.m.StreamOpened()()
 
+	woken := make(chan struct{}, 1)
 	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
-	w, err := p.n.Watch(subCtx, client)
+	stop, err := p.subscribe(subCtx, client, func() { signal(woken) })
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -233,7 +327,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 		p.m.RedisError("subscribe")
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	defer w.Stop()
+	defer stop()
 
 	ack, after := since, since.ID
 	tick := time.NewTicker(heartbeat)
@@ -267,7 +361,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 	wait:
 		for {
 			select {
-			case <-w.Woken():
+			case <-woken:
 				break wait
 			case <-tick.C:
 				if err := emit(message.Page{Next: message.Cursor{Epoch: page.Next.Epoch, ID: after}}); err != nil {
@@ -277,7 +371,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 				return nil
 			case <-drain:
 				drain = nil
-				drainTimer = time.After(rand.N(p.opts.DrainSpread))
+				drainTimer = time.After(time.Until(p.drainMoment()))
 			case <-drainTimer:
 				return nil
 			}
@@ -300,24 +394,47 @@ func (p *Poller) admit(client string) (release func(), err error) {
 	p.perClient[client]++
 	p.mu.Unlock()
 	p.held.Add(1)
+	var once sync.Once
 	return func() {
-		p.held.Add(-1)
-		p.mu.Lock()
-		if p.perClient[client]--; p.perClient[client] <= 0 {
-			delete(p.perClient, client)
-		}
-		p.mu.Unlock()
+		once.Do(func() {
+			p.held.Add(-1)
+			p.mu.Lock()
+			if p.perClient[client]--; p.perClient[client] <= 0 {
+				delete(p.perClient, client)
+			}
+			p.mu.Unlock()
+		})
 	}, nil
 }
 
-// Held returns how many polls are being answered right now.
+// Held returns how many polls and streams are being answered right now.
 func (p *Poller) Held() int { return int(p.held.Load()) }
 
 // Drain makes every held poll answer with what it has within
 // Options.DrainSpread, and every new poll answer at once. It is safe to
 // call more than once.
 func (p *Poller) Drain() {
-	p.drainOnce.Do(func() { close(p.draining) })
+	p.drainOnce.Do(func() {
+		close(p.draining)
+		p.mu.Lock()
+		var held []*Held
+		for h := range p.holding {
+			if h.onDrain != nil {
+				held = append(held, h)
+			}
+		}
+		p.mu.Unlock()
+		for _, h := range held {
+			h.drain()
+		}
+	})
+}
+
+// drainMoment picks when, within the drain spread from now, a held poll
+// or stream is answered, so that the browsers' re-polls reach the other
+// nodes without a stampede.
+func (p *Poller) drainMoment() time.Time {
+	return time.Now().Add(rand.N(p.opts.DrainSpread))
 }
 
 // Draining reports whether Drain was called.
@@ -328,6 +445,18 @@ func (p *Poller) Draining() bool {
 	default:
 		return false
 	}
+}
+
+// Wait blocks until no poll or stream is held, or ctx ends.
+func (p *Poller) Wait(ctx context.Context) error {
+	for p.Held() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // jitterDown returns d reduced by a random fraction of up to frac.

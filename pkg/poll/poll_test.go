@@ -25,12 +25,8 @@ type fakeStore struct {
 }
 
 type fakeWatch struct {
-	c    chan struct{}
-	stop func()
+	wake func()
 }
-
-func (w *fakeWatch) Woken() <-chan struct{} { return w.c }
-func (w *fakeWatch) Stop()                  { w.stop() }
 
 func newFake() *fakeStore {
 	return &fakeStore{msgs: map[string][]uint64{}, watchers: map[string]map[*fakeWatch]struct{}{}}
@@ -57,23 +53,22 @@ func (f *fakeStore) ReadAfter(ctx context.Context, client string, ack message.Cu
 	return page, nil
 }
 
-func (f *fakeStore) Watch(ctx context.Context, client string) (poll.Watcher, error) {
+func (f *fakeStore) subscribe(ctx context.Context, client string, wake func()) (func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.watchErr != nil {
 		return nil, f.watchErr
 	}
-	w := &fakeWatch{c: make(chan struct{}, 1)}
+	w := &fakeWatch{wake: wake}
 	if f.watchers[client] == nil {
 		f.watchers[client] = map[*fakeWatch]struct{}{}
 	}
 	f.watchers[client][w] = struct{}{}
-	w.stop = func() {
+	return func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		delete(f.watchers[client], w)
-	}
-	return w, nil
+	}, nil
 }
 
 func (f *fakeStore) publish(client string) {
@@ -81,10 +76,7 @@ func (f *fakeStore) publish(client string) {
 	defer f.mu.Unlock()
 	f.msgs[client] = append(f.msgs[client], uint64(len(f.msgs[client])+1))
 	for w := range f.watchers[client] {
-		select {
-		case w.c <- struct{}{}:
-		default:
-		}
+		w.wake()
 	}
 }
 
@@ -111,7 +103,7 @@ func TestPendingAnsweredAtOnce(t *testing.T) {
 		f := newFake()
 		f.publish("a")
 		f.publish("a")
-		p := poll.New(f, f, nil, poll.Options{})
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
 		start := time.Now()
 		res, err := p.Poll(context.Background(), "a", message.Cursor{})
 		if err != nil || ids(res.Page) != "[1 2]" || res.Outcome != metrics.OutcomeMessages {
@@ -129,7 +121,7 @@ func TestPendingAnsweredAtOnce(t *testing.T) {
 func TestWokenByPublish(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{})
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
 		go func() {
 			time.Sleep(7 * time.Second)
 			f.publish("a")
@@ -149,7 +141,7 @@ func TestTwoPollsOneClient(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
 		f.publish("a")
-		p := poll.New(f, f, nil, poll.Options{})
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
 		var wg sync.WaitGroup
 		results := make([]string, 2)
 		for i, since := range []uint64{0, 1} {
@@ -170,7 +162,7 @@ func TestTwoPollsOneClient(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{Timeout: 25 * time.Second})
+		p := poll.New(f, f.subscribe, nil, poll.Options{Timeout: 25 * time.Second})
 		start := time.Now()
 		res, err := p.Poll(context.Background(), "a", message.Cursor{Epoch: "e", ID: 5})
 		d := time.Since(start)
@@ -189,7 +181,7 @@ func TestTimeout(t *testing.T) {
 func TestBrowserLeaves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{})
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() {
 			time.Sleep(3 * time.Second)
@@ -208,7 +200,7 @@ func TestBrowserLeaves(t *testing.T) {
 func TestDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{DrainSpread: 3 * time.Second})
+		p := poll.New(f, f.subscribe, nil, poll.Options{DrainSpread: 3 * time.Second})
 		const n = 50
 		var wg sync.WaitGroup
 		answered := make([]time.Duration, n)
@@ -247,7 +239,7 @@ func TestDrain(t *testing.T) {
 func TestLimits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{MaxPerClient: 2, MaxHeld: 3})
+		p := poll.New(f, f.subscribe, nil, poll.Options{MaxPerClient: 2, MaxHeld: 3})
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for _, c := range []string{"a", "a", "b"} {
@@ -260,7 +252,7 @@ func TestLimits(t *testing.T) {
 		cancel()
 		wg.Wait()
 
-		p = poll.New(f, f, nil, poll.Options{MaxPerClient: 2})
+		p = poll.New(f, f.subscribe, nil, poll.Options{MaxPerClient: 2})
 		ctx, cancel = context.WithCancel(context.Background())
 		for range 2 {
 			wg.Go(func() { p.Poll(ctx, "a", message.Cursor{}) })
@@ -278,7 +270,7 @@ func TestBackendErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
 		f.readErr = errors.New("connection refused")
-		p := poll.New(f, f, nil, poll.Options{})
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
 		if res, err := p.Poll(context.Background(), "a", message.Cursor{}); !errors.Is(err, poll.ErrUnavailable) || res.Outcome != metrics.OutcomeError {
 			t.Errorf("Poll with failing reads = %+v, %v; want ErrUnavailable", res, err)
 		}
@@ -296,7 +288,7 @@ func TestStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
 		f.publish("s")
-		p := poll.New(f, f, nil, poll.Options{Limit: 2})
+		p := poll.New(f, f.subscribe, nil, poll.Options{Limit: 2})
 		ctx, cancel := context.WithCancel(context.Background())
 		var got []string
 		start := time.Now()
@@ -328,7 +320,7 @@ func TestStream(t *testing.T) {
 func TestStreamDrains(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{DrainSpread: 2 * time.Second})
+		p := poll.New(f, f.subscribe, nil, poll.Options{DrainSpread: 2 * time.Second})
 		go func() {
 			time.Sleep(time.Second)
 			p.Drain()
@@ -346,7 +338,7 @@ func TestStreamDrains(t *testing.T) {
 func TestStreamEmitError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
-		p := poll.New(f, f, nil, poll.Options{})
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
 		gone := errors.New("write: broken pipe")
 		go func() {
 			time.Sleep(time.Minute)

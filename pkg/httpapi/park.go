@@ -1,0 +1,382 @@
+package httpapi
+
+// Parking: a long-poll that has to wait gives its HTTP handler back.
+//
+// A held poll spends nearly all its life waiting. Kept in its net/http
+// handler, each one costs a goroutine whose stack the router, middleware
+// and Redis client have grown, plus the connection's read and write
+// buffers: about 30 kB. Parked, it is a small struct and a goroutine that
+// starts at 2 kB, blocked in a one-byte Read on the hijacked connection.
+// That Read also notices a browser that hangs up. A wake-up, the poll
+// timeout and the drain all reach it the same way: by moving the
+// connection's read deadline, which makes the Read return.
+//
+// Once the answer is written, the parked goroutine waits (as cheaply) for
+// the browser's next request on the same connection and then hands the
+// connection to Returned, a listener that a second http.Server serves
+// with the same handler: keep-alive goes on as if nothing happened.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/metrics"
+	"github.com/cometbox/cometbox/pkg/poll"
+)
+
+// canPark reports whether a request's connection can be parked: plain
+// HTTP/1.1 that the client keeps alive.
+func canPark(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && r.TLS == nil
+}
+
+// parked is one poll waiting on a hijacked connection.
+type parked struct {
+	h    *Handler
+	held *poll.Held
+	conn net.Conn // what the answer is written on (with replayed bytes, if any)
+	raw  net.Conn // the hijacked connection, set once: wake-ups move its deadline
+	log  *slog.Logger
+
+	// The per-request headers of the answer, captured at the hijack.
+	reqID, allowOrigin string
+
+	woken   atomic.Bool
+	drainAt atomic.Int64                  // unix nanos; 0: not draining
+	ready   atomic.Bool                   // raw is set: wake-ups may move its deadline
+	wokenCh atomic.Pointer[chan struct{}] // for a poll waiting in its handler
+}
+
+// pollParked answers a poll, parking it when it has to wait.
+func (h *Handler) pollParked(w http.ResponseWriter, r *http.Request, client string, since message.Cursor) {
+	pk := &parked{h: h, log: logger(r)}
+	res, held, err := h.poller.Hold(r.Context(), client, since, pk.wake)
+	if err != nil {
+		if !ctxGone(r, err) {
+			h.writeError(w, r, jsonFormat, err)
+		}
+		return
+	}
+	if held == nil {
+		h.writePage(w, res.Page)
+		return
+	}
+	pk.held = held
+	pk.reqID = w.Header().Get("X-Request-Id")
+	pk.allowOrigin = w.Header().Get("Access-Control-Allow-Origin")
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		pk.waitHere(w, r) // not hijackable (a test recorder, HTTP/2): wait in the handler
+		return
+	}
+	if n := rw.Reader.Buffered(); n > 0 {
+		// The client sent more after its request: answer now, and serve
+		// what it sent next.
+		extra, _ := rw.Reader.Peek(n)
+		pk.conn = prefixed(conn, bytes.Clone(extra))
+		pk.finish(held.Empty(metrics.OutcomeTimeout), false)
+		return
+	}
+	pk.conn, pk.raw = conn, conn
+	go pk.run()
+}
+
+// wake is called by the notifier (with its lock held) after each change
+// to the client's queue.
+func (pk *parked) wake() {
+	pk.woken.Store(true)
+	if pk.ready.Load() {
+		_ = pk.raw.SetReadDeadline(time.Unix(1, 0)) // the Read returns at once
+	} else if ch := pk.wokenCh.Load(); ch != nil {
+		select {
+		case *ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drain is called once when the node drains, with the moment to answer.
+func (pk *parked) drain(at time.Time) {
+	pk.drainAt.Store(at.UnixNano())
+	if pk.ready.Load() {
+		_ = pk.raw.SetReadDeadline(at)
+	}
+}
+
+// run waits on the parked connection until the poll is answered, then
+// keeps the connection for the browser's next request.
+func (pk *parked) run() {
+	pk.ready.Store(true)
+	pk.held.OnDrain(pk.drain)
+	var b [1]byte
+	for {
+		pk.arm()
+		n, err := pk.conn.Read(b[:])
+		if n > 0 { // a request before our answer: answer now, then serve it
+			pk.conn = prefixed(pk.conn, []byte{b[0]})
+			pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
+			return
+		}
+		if err != nil && !isTimeout(err) {
+			pk.held.Finish(metrics.OutcomeGone) // the browser hung up
+			_ = pk.conn.Close()
+			return
+		}
+		now := time.Now()
+		if at := pk.drainAt.Load(); at != 0 && now.UnixNano() >= at {
+			pk.finish(pk.held.Empty(metrics.OutcomeDrained), true)
+			return
+		}
+		if pk.woken.Swap(false) {
+			res, settled, err := pk.held.Recheck(context.Background())
+			if err != nil {
+				pk.finishError(err)
+				return
+			}
+			if settled {
+				pk.finish(res, false)
+				return
+			}
+		}
+		if !now.Before(pk.held.Deadline()) {
+			pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
+			return
+		}
+	}
+}
+
+// arm sets the read deadline to the earliest of the poll's deadline and
+// its drain moment, then makes sure no wake-up slipped in while it did.
+func (pk *parked) arm() {
+	next := pk.held.Deadline()
+	if at := pk.drainAt.Load(); at != 0 && time.Unix(0, at).Before(next) {
+		next = time.Unix(0, at)
+	}
+	_ = pk.raw.SetReadDeadline(next)
+	if pk.woken.Load() {
+		_ = pk.raw.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// waitHere waits inside the handler, for connections that cannot be
+// hijacked.
+func (pk *parked) waitHere(w http.ResponseWriter, r *http.Request) {
+	h, held := pk.h, pk.held
+	woken := make(chan struct{}, 1)
+	pk.wokenCh.Store(&woken)
+	if pk.woken.Load() {
+		signal(woken)
+	}
+	drained := make(chan time.Time, 1)
+	held.OnDrain(func(at time.Time) { drained <- at })
+	timer := time.NewTimer(time.Until(held.Deadline()))
+	defer timer.Stop()
+	var drainTimer <-chan time.Time
+	for {
+		select {
+		case <-woken:
+			res, settled, err := held.Recheck(r.Context())
+			if err != nil || settled {
+				held.Finish(res.Outcome)
+				if err != nil && !ctxGone(r, err) {
+					h.writeError(w, r, jsonFormat, err)
+				} else if err == nil {
+					h.writePage(w, res.Page)
+				}
+				return
+			}
+		case <-timer.C:
+			held.Finish(metrics.OutcomeTimeout)
+			h.writePage(w, held.Empty(metrics.OutcomeTimeout).Page)
+			return
+		case <-r.Context().Done():
+			held.Finish(metrics.OutcomeGone)
+			return
+		case at := <-drained:
+			drainTimer = time.After(time.Until(at))
+		case <-drainTimer:
+			held.Finish(metrics.OutcomeDrained)
+			h.writePage(w, held.Empty(metrics.OutcomeDrained).Page)
+			return
+		}
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// finish writes res on the connection and ends the poll. closeAfter (or
+// the node draining) closes the connection; otherwise it waits for the
+// browser's next request.
+func (pk *parked) finish(res poll.Result, closeAfter bool) {
+	rec := pk.recorder()
+	pk.h.writePage(rec, res.Page)
+	pk.held.Finish(res.Outcome)
+	pk.send(rec, closeAfter)
+}
+
+// finishError answers a parked poll whose re-read failed.
+func (pk *parked) finishError(err error) {
+	rec := pk.recorder()
+	pk.h.renderError(rec, pk.log, "/poll", jsonFormat, err)
+	pk.held.Finish(metrics.OutcomeError)
+	pk.send(rec, false)
+}
+
+func (pk *parked) recorder() *recorder {
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	hdr := rec.header
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("X-Request-Id", pk.reqID)
+	if pk.allowOrigin != "" {
+		hdr.Set("Access-Control-Allow-Origin", pk.allowOrigin)
+		hdr.Set("Access-Control-Expose-Headers", exposed)
+		hdr.Set("Vary", "Origin")
+	}
+	return rec
+}
+
+// send writes the recorded answer and then keeps or closes the connection.
+func (pk *parked) send(rec *recorder, closeAfter bool) {
+	closeAfter = closeAfter || pk.h.poller.Draining()
+	if closeAfter {
+		rec.header.Set("Connection", "close")
+	}
+	resp := http.Response{
+		StatusCode: rec.status, ProtoMajor: 1, ProtoMinor: 1,
+		Header: rec.header, ContentLength: int64(rec.body.Len()), Body: nopCloser{&rec.body},
+	}
+	rec.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	_ = pk.conn.SetWriteDeadline(time.Now().Add(pollWriteMargin))
+	var out bytes.Buffer
+	_ = resp.Write(&out)
+	if _, err := pk.conn.Write(out.Bytes()); err != nil || closeAfter {
+		_ = pk.conn.Close()
+		return
+	}
+	_ = pk.conn.SetWriteDeadline(time.Time{})
+	pk.h.returned.await(pk.conn, pk.h.idleTimeout())
+}
+
+// recorder is the ResponseWriter that answers of parked polls are
+// rendered into, by the same code as every other answer.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(code int)        { r.status = code }
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
+
+// returnedConns is the listener that yields parked connections back for
+// their next request.
+type returnedConns struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newReturnedConns() *returnedConns {
+	return &returnedConns{conns: make(chan net.Conn, 256), done: make(chan struct{})}
+}
+
+// Returned is the listener of connections whose parked poll was answered
+// and whose browser sent its next request. Serve it with a second
+// http.Server with the same handler and settings (cmd/cometbox does), or
+// parked connections are closed after their answer.
+func (h *Handler) Returned() net.Listener { return h.returned }
+
+// Accept implements net.Listener.
+func (l *returnedConns) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener; connections returned later are closed.
+func (l *returnedConns) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *returnedConns) Addr() net.Addr { return returnedAddr{} }
+
+type returnedAddr struct{}
+
+func (returnedAddr) Network() string { return "parked" }
+func (returnedAddr) String() string  { return "parked-connections" }
+
+// await waits, on the calling goroutine and as cheaply as a parked poll,
+// for the first byte of the connection's next request, then hands the
+// connection to the listener; it closes it after idle without a request.
+func (l *returnedConns) await(conn net.Conn, idle time.Duration) {
+	_ = conn.SetReadDeadline(time.Now().Add(idle))
+	var b [1]byte
+	if n, _ := conn.Read(b[:]); n == 0 { // idle too long, or gone
+		_ = conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	c := prefixed(conn, []byte{b[0]})
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		_ = conn.Close()
+	}
+}
+
+// prefixedConn replays bytes already read from a connection.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func prefixed(c net.Conn, prefix []byte) net.Conn {
+	if len(prefix) == 0 {
+		return c
+	}
+	if p, ok := c.(*prefixedConn); ok {
+		p.prefix = append(p.prefix, prefix...)
+		return p
+	}
+	return &prefixedConn{Conn: c, prefix: prefix}
+}
+
+func (c *prefixedConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

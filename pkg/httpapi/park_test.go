@@ -1,0 +1,182 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/httpapi"
+	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/token"
+)
+
+// parkedServer serves a parking node like cmd/cometbox does: the handler
+// on a listener, and a second server for the connections parked polls
+// hand back.
+func parkedServer(t *testing.T, cfg httpapi.Config, popts poll.Options) (*node, *httptest.Server) {
+	t.Helper()
+	cfg.Park = true
+	n := newNode(t, cfg, popts)
+	srv := httptest.NewServer(n.h)
+	back := &http.Server{Handler: n.h}
+	go back.Serve(n.h.Returned())
+	t.Cleanup(func() {
+		srv.Close()
+		back.Close()
+		n.h.Returned().Close()
+	})
+	return n, srv
+}
+
+// pollOn polls through client and reports whether the connection was
+// reused.
+func pollOn(t *testing.T, client *http.Client, base, c, since string) (status int, body string, hdr http.Header, reused bool) {
+	t.Helper()
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+	})
+	url := fmt.Sprintf("%s/poll?client=%s&since=%s&token=%s", base, c, since, token.Mint([]byte(tokenSecret), c, time.Now().Add(time.Hour)))
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	req.Header.Set("Origin", "https://app.example")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header, reused
+}
+
+func TestParkedPollKeepsTheConnection(t *testing.T) {
+	cfg := secured()
+	cfg.CORSOrigins = []string{"https://app.example"}
+	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 2 * time.Second})
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+
+	go func() {
+		for n.poller.Held() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+		n.do(publishReq(`<message to="p">parked</message>`, "text/xml"))
+	}()
+	status, body, hdr, _ := pollOn(t, client, srv.URL, "p", "")
+	if status != 200 || body != `[{"id":1,"data":"parked"}]` {
+		t.Fatalf("parked poll = %d %s", status, body)
+	}
+	for k, want := range map[string]string{
+		"Content-Type": "application/json", "Cache-Control": "no-store",
+		"Access-Control-Allow-Origin": "https://app.example", "Cometbox-Cursor": "",
+	} {
+		if got := hdr.Get(k); got == "" || (want != "" && got != want) {
+			t.Errorf("parked answer header %s = %q; want %q", k, got, want)
+		}
+	}
+	// The same connection carries the next poll, which parks and times out.
+	start := time.Now()
+	status, body, _, reused := pollOn(t, client, srv.URL, "p", hdr.Get("Cometbox-Cursor"))
+	if status != 200 || body != "[]" || !reused {
+		t.Fatalf("next poll = %d %s, reused %v; want [] on the same connection", status, body, reused)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("parked poll timed out after %v; want the ~2s poll timeout", d)
+	}
+	if n.poller.Held() != 0 {
+		t.Errorf("%d polls still held", n.poller.Held())
+	}
+}
+
+func TestParkedPollBrowserLeaves(t *testing.T) {
+	n, srv := parkedServer(t, secured(), poll.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/poll?client=gone&token="+
+			token.Mint([]byte(tokenSecret), "gone", time.Now().Add(time.Hour)), nil)
+		_, err := http.DefaultClient.Do(req)
+		done <- err
+	}()
+	waitHeld(t, n, 1)
+	cancel()
+	<-done
+	waitHeld(t, n, 0)
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestParkedPollsDrain(t *testing.T) {
+	n, srv := parkedServer(t, secured(), poll.Options{DrainSpread: 500 * time.Millisecond})
+	const polls = 5
+	results := make(chan string, polls)
+	for i := range polls {
+		go func() {
+			c := fmt.Sprint("d", i)
+			resp, err := http.Get(srv.URL + "/poll?client=" + c + "&token=" + token.Mint([]byte(tokenSecret), c, time.Now().Add(time.Hour)))
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- fmt.Sprintf("%d %s close=%v", resp.StatusCode, b, resp.Close)
+		}()
+	}
+	waitHeld(t, n, polls)
+	start := time.Now()
+	n.poller.Drain()
+	for range polls {
+		if got := <-results; got != "200 [] close=true" {
+			t.Errorf("drained parked poll = %q; want 200 [] with Connection: close", got)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("drain took %v; want within the 500ms spread", d)
+	}
+	waitHeld(t, n, 0)
+}
+
+// A connection answered and then left idle is closed after IdleTimeout;
+// one that sends its next request is served.
+func TestParkedConnectionIdles(t *testing.T) {
+	cfg := secured()
+	cfg.IdleTimeout = 300 * time.Millisecond
+	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 200 * time.Millisecond})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /poll?client=i&token=%s HTTP/1.1\r\nHost: x\r\n\r\n", token.Mint([]byte(tokenSecret), "i", time.Now().Add(time.Hour)))
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	nr, err := conn.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:nr]), "HTTP/1.1 200 OK") || !strings.HasSuffix(string(buf[:nr]), "[]") {
+		t.Fatalf("answer = %q, %v", buf[:nr], err)
+	}
+	start := time.Now()
+	if _, err := conn.Read(buf); err == nil {
+		t.Fatal("idle connection got data")
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Errorf("idle connection closed after %v; want about the 300ms idle timeout", d)
+	}
+	waitHeld(t, n, 0)
+}
+
+func waitHeld(t *testing.T, n *node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for n.poller.Held() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d polls; want %d", n.poller.Held(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
