@@ -9,9 +9,9 @@ FUZZTIME ?= 10s
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-storm test-fuzz test-php cross build image run clean
+.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image run clean
 
-test: check test-go test-storm test-fuzz test-php cross
+test: check test-go test-storm test-fuzz test-php test-web cross
 	@echo "make test: all suites passed"
 
 ## check: formatting and vet
@@ -42,6 +42,13 @@ test-php: build
 	  echo "SKIP test-php: php/phpunit not installed (set COMETBOX_TEST_STRICT=1 to fail instead)"; exit 0; fi; \
 	if [ ! -f php-client/phpunit.xml.dist ]; then echo "SKIP test-php: no php-client suite yet"; exit 0; fi; \
 	cd php-client && COMETBOX_BIN=$(CURDIR)/bin/cometbox phpunit
+
+## test-web: the browser client (web/): unit tests under node, then Chromium and Firefox ESR against real nodes
+test-web: build
+	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
+	  if [ "$$COMETBOX_TEST_STRICT" = 1 ]; then echo "strict mode: node or npm missing"; exit 1; fi; \
+	  echo "SKIP test-web: node/npm not installed (set COMETBOX_TEST_STRICT=1 to fail instead)"; exit 0; fi; \
+	cd web && npm ci --no-audit --no-fund --loglevel=error && COMETBOX_BIN=$(CURDIR)/bin/cometbox npm test
 
 ## cross: the node builds without cgo for Linux, macOS and Windows
 cross:

@@ -2,6 +2,9 @@ module github.com/cometbox/cometbox
 
 go 1.26.8
 
+// web/node_modules holds the browser tests' npm packages, never Go code.
+ignore ./web/node_modules
+
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0
 	github.com/go-chi/chi/v5 v5.5.0
