@@ -359,7 +359,7 @@ func TestBrowsersLeaveMidPoll(t *testing.T) {
 		wg.Go(func() { tc.Poll(ctx, nd.URL, fmt.Sprintf("leaver%d", i%50), "", "") })
 	}
 	waitFor(t, 10*time.Second, "all polls held", func() bool { return metric(t, nd, "cometbox_polls_waiting") == n })
-	if got := metric(t, nd, "go_goroutines"); got < baseline+n {
+	if got := metric(t, nd, "go_goroutines"); got < baseline+n*9/10 {
 		t.Fatalf("goroutines while holding %d polls = %v (baseline %v); the check cannot see leaks", n, got, baseline)
 	}
 	cancel()
@@ -536,7 +536,7 @@ func TestDurableReplicas(t *testing.T) {
 	})
 	start := time.Now()
 	status, body, _ := tc.Publish(ctx, nd.URL, secret, "application/xml", tc.XML("dur", "alone"), "Idempotency-Key", "k1")
-	if status != 503 || !strings.Contains(body, "not_durable") {
+	if status != 503 || !strings.Contains(body, `code="not_durable"`) {
 		t.Fatalf("publish without a replica = %d %s; want 503 not_durable", status, body)
 	}
 	t.Logf("not_durable after %v", time.Since(start).Round(time.Millisecond))

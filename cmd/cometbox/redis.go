@@ -54,7 +54,7 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*re
 			return nil, fmt.Errorf("-redis-url: %w", err)
 		}
 		opts.MaxRetries, opts.DialerRetries = -1, 1
-		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, readTimeout(cfg), 3*time.Second
 		opts.ClientName = "cometbox:" + cfg.NodeName
 		rc.mode = "sentinel"
 		rc.client = redis.NewFailoverClient(opts)
@@ -106,10 +106,20 @@ func tune(opts *redis.Options, cfg config.Config) *redis.Options {
 	opts.MaxRetries = -1
 	opts.DialerRetries = 1
 	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 3 * time.Second
+	opts.ReadTimeout = readTimeout(cfg)
 	opts.WriteTimeout = 3 * time.Second
 	opts.ClientName = "cometbox:" + cfg.NodeName
 	return opts
+}
+
+// readTimeout bounds a Redis reply: 3s, or longer than a durable publish
+// may wait in WAIT/WAITAOF, so that the wait ends in its own answer
+// (503 not_durable) rather than in a read timeout.
+func readTimeout(cfg config.Config) time.Duration {
+	if cfg.DurableAOF || cfg.DurableReplicas > 0 {
+		return max(3*time.Second, cfg.DurableTimeout+time.Second)
+	}
+	return 3 * time.Second
 }
 
 // parseSentinelURL reads

@@ -10,14 +10,25 @@ const exposed = "Cometbox-Cursor, Cometbox-Gap, Cometbox-Reset, Retry-After, X-R
 
 // cors answers cross-origin reads of the browser routes for the
 // configured origins: the exact origin echoed, never credentials.
+//
+// A GET from an origin not listed is refused at once: browsers send
+// Origin on a GET only when it crosses origins, and would throw the
+// answer away, so holding the poll for the whole timeout would only waste
+// the node (and look "connected" to the page). POSTs are left to the
+// browser's own check: they carry Origin even within one origin, where a
+// reverse proxy may have changed the Host the node sees.
 func (h *Handler) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
 			hdr := w.Header()
 			hdr.Add("Vary", "Origin")
-			if h.originAllowed(origin) {
+			switch {
+			case h.originAllowed(origin):
 				hdr.Set("Access-Control-Allow-Origin", origin)
 				hdr.Set("Access-Control-Expose-Headers", exposed)
+			case r.Method == http.MethodGet && origin != "http://"+r.Host && origin != "https://"+r.Host:
+				h.writeError(w, r, jsonFormat, errCrossOrigin)
+				return
 			}
 		}
 		next.ServeHTTP(w, r)

@@ -51,6 +51,7 @@ type parked struct {
 	reqID, allowOrigin string
 
 	woken   atomic.Bool
+	payload atomic.Pointer[string]        // the newest wake-up's payload
 	drainAt atomic.Int64                  // unix nanos; 0: not draining
 	ready   atomic.Bool                   // raw is set: wake-ups may move its deadline
 	wokenCh atomic.Pointer[chan struct{}] // for a poll waiting in its handler
@@ -92,7 +93,8 @@ func (h *Handler) pollParked(w http.ResponseWriter, r *http.Request, client stri
 
 // wake is called by the notifier (with its lock held) after each change
 // to the client's queue.
-func (pk *parked) wake() {
+func (pk *parked) wake(payload string) {
+	pk.payload.Store(&payload)
 	pk.woken.Store(true)
 	if pk.ready.Load() {
 		_ = pk.raw.SetReadDeadline(time.Unix(1, 0)) // the Read returns at once
@@ -137,6 +139,12 @@ func (pk *parked) run() {
 			return
 		}
 		if pk.woken.Swap(false) {
+			if p := pk.payload.Swap(nil); p != nil {
+				if res, ok := pk.held.FromWake(*p); ok {
+					pk.finish(res, false)
+					return
+				}
+			}
 			res, settled, err := pk.held.Recheck(context.Background())
 			if err != nil {
 				pk.finishError(err)
@@ -184,6 +192,13 @@ func (pk *parked) waitHere(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-woken:
+			if p := pk.payload.Swap(nil); p != nil {
+				if res, ok := held.FromWake(*p); ok {
+					held.Finish(res.Outcome)
+					h.writePage(w, res.Page)
+					return
+				}
+			}
 			res, settled, err := held.Recheck(r.Context())
 			if err != nil || settled {
 				held.Finish(res.Outcome)

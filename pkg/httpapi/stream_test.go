@@ -131,8 +131,20 @@ func TestCORS(t *testing.T) {
 	}
 	req = pollReq("c", "")
 	req.Header.Set("Origin", "https://evil.example")
-	if rec := n.do(req); rec.Header().Get("Access-Control-Allow-Origin") != "" {
-		t.Errorf("other origin got Access-Control-Allow-Origin %q", rec.Header().Get("Access-Control-Allow-Origin"))
+	if rec := n.do(req); rec.Code != 403 || rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("poll from an origin not listed = %d, Access-Control-Allow-Origin %q; want 403 at once without it",
+			rec.Code, rec.Header().Get("Access-Control-Allow-Origin"))
+	}
+	same := pollReq("c", "")
+	same.Header.Set("Origin", "http://"+same.Host)
+	if rec := n.do(same); rec.Code != 200 {
+		t.Errorf("poll with the node's own origin = %d; want 200", rec.Code)
+	}
+	ack := pollReq("c", "")
+	ack.Method, ack.URL.Path = http.MethodPost, "/ack"
+	ack.Header.Set("Origin", "https://proxied.example")
+	if rec := n.do(ack); rec.Code != 204 || rec.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("ack with an unlisted origin = %d %v; want 204 left to the browser's own check", rec.Code, rec.Header())
 	}
 
 	pre := httptest.NewRequest(http.MethodOptions, "/stream", nil)

@@ -155,7 +155,7 @@ type conn struct {
 
 // watcher is one waiter's interest in a client's wake-ups.
 type watcher struct {
-	wake  func()
+	wake  func(payload string)
 	ready chan struct{} // closed once the subscription is confirmed, or failed
 	armed bool          // ready is closed
 	err   error         // why the subscription failed, when it did
@@ -192,12 +192,13 @@ func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
 
 // Watch subscribes to client's wake-ups and returns once Redis has
 // confirmed the subscription, or with ctx's error. From then on wake is
-// called after each message enqueued for client, and after the
-// subscription was made anew on another connection (when messages may
-// have been missed): the caller re-reads the queue. wake runs with the
-// Notifier's lock held: it must return at once and not call back into
-// the Notifier. The caller must call stop when done; stop is idempotent.
-func (n *Notifier) Watch(ctx context.Context, client string, wake func()) (stop func(), err error) {
+// called after each message enqueued for client, with the wake-up's
+// payload, and with an empty payload after the subscription was made anew
+// on another connection (when messages may have been missed): the caller
+// re-reads the queue. wake runs with the Notifier's lock held: it must
+// return at once and not call back into the Notifier. The caller must
+// call stop when done; stop is idempotent.
+func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload string)) (stop func(), err error) {
 	name := n.channel(client)
 	w := &watcher{wake: wake, ready: make(chan struct{}), n: n}
 
@@ -489,7 +490,7 @@ func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 		}
 		n.m.Wakeup()
 		if ch := n.chans[m.Channel]; ch != nil {
-			ch.wakeLocked()
+			ch.wakeLocked(m.Payload)
 		}
 	case *redis.Subscription:
 		ch := n.chans[m.Channel]
@@ -574,7 +575,7 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		// published while the channel was not subscribed was dropped.
 		for w := range ch.watchers {
 			if w.armed {
-				w.signal()
+				w.wake("")
 			} else {
 				w.armed = true
 				close(w.ready)
@@ -583,7 +584,7 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		n.countChannelsLocked()
 	case subscribed:
 		// The client library re-subscribed on a new connection by itself.
-		ch.wakeLocked()
+		ch.wakeLocked("")
 	}
 }
 
@@ -591,13 +592,11 @@ func (n *Notifier) countChannelsLocked() {
 	n.m.PubSubChannels(len(n.chans) - len(n.conns))
 }
 
-func (ch *channel) wakeLocked() {
+func (ch *channel) wakeLocked(payload string) {
 	for w := range ch.watchers {
-		w.signal()
+		w.wake(payload)
 	}
 }
-
-func (w *watcher) signal() { w.wake() }
 
 func (n *Notifier) subscribeLocked(ch *channel) {
 	ch.state, ch.since = subscribing, time.Now()

@@ -47,7 +47,7 @@ type watch struct {
 
 func watchOn(ctx context.Context, n *notify.Notifier, client string) (*watch, error) {
 	w := &watch{C: make(chan struct{}, 1)}
-	stop, err := n.Watch(ctx, client, func() {
+	stop, err := n.Watch(ctx, client, func(string) {
 		select {
 		case w.C <- struct{}{}:
 		default:
@@ -197,7 +197,7 @@ func TestClosed(t *testing.T) {
 	go func() { done <- n2.Run(ctx) }()
 	cancel()
 	<-done
-	if _, err := n2.Watch(context.Background(), "x", func() {}); err != notify.ErrClosed {
+	if _, err := n2.Watch(context.Background(), "x", func(string) {}); err != notify.ErrClosed {
 		t.Fatalf("Watch after Run = %v; want ErrClosed", err)
 	}
 }

@@ -34,13 +34,17 @@ type Queue interface {
 	// ReadAfter acknowledges up to ack and returns what follows after,
 	// without blocking.
 	ReadAfter(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error)
+	// DecodeWake returns the page a Read at since would, when a wake-up's
+	// payload carries exactly the messages that follow since.
+	DecodeWake(payload string, since message.Cursor, limit int) (message.Page, bool)
 }
 
 // Subscribe subscribes to client's wake-ups and returns once they are
 // guaranteed to arrive; from then on wake is called after each change to
-// client's queue (it must return at once), until stop is called.
+// client's queue, with the wake-up's payload (empty when the queue must be
+// read), until stop is called. wake must return at once.
 // (*notify.Notifier).Watch is one.
-type Subscribe func(ctx context.Context, client string, wake func()) (stop func(), err error)
+type Subscribe func(ctx context.Context, client string, wake func(payload string)) (stop func(), err error)
 
 // Errors a poll may return besides its context's and the Queue's.
 var (
@@ -152,7 +156,7 @@ type Held struct {
 // once), and reads the queue. When the answer is ready (messages, a gap,
 // a reset, or the node draining) it returns it and a nil *Held.
 // Otherwise it returns a *Held, which the caller must Finish.
-func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, wake func()) (Result, *Held, error) {
+func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, wake func(payload string)) (Result, *Held, error) {
 	release, err := p.admit(client)
 	if err != nil {
 		return Result{}, nil, err
@@ -208,6 +212,20 @@ func (h *Held) Recheck(ctx context.Context) (res Result, settled bool, err error
 	return Result{Page: page, Outcome: metrics.OutcomeTimeout}, false, nil
 }
 
+// FromWake answers the poll from a wake-up's payload, when it carries the
+// messages that follow the poll's cursor: one Redis round trip saved.
+// Otherwise ok is false and the caller must Recheck.
+func (h *Held) FromWake(payload string) (res Result, ok bool) {
+	if payload == "" {
+		return Result{}, false
+	}
+	page, ok := h.p.q.DecodeWake(payload, h.since, h.p.opts.Limit)
+	if !ok {
+		return Result{}, false
+	}
+	return Result{Page: page, Outcome: metrics.OutcomeMessages}, true
+}
+
 // Deadline is when the poll times out and is answered with its empty
 // page.
 func (h *Held) Deadline() time.Time { return h.deadline }
@@ -258,8 +276,8 @@ func (h *Held) Finish(outcome string) {
 // timeout), when the node drains (an empty Page, Outcome drained) or when
 // ctx ends (ctx's error).
 func (p *Poller) Poll(ctx context.Context, client string, since message.Cursor) (Result, error) {
-	woken := make(chan struct{}, 1)
-	res, h, err := p.Hold(ctx, client, since, func() { signal(woken) })
+	woken := make(chan string, 1)
+	res, h, err := p.Hold(ctx, client, since, func(payload string) { latest(woken, payload) })
 	if err != nil || h == nil {
 		return res, err
 	}
@@ -270,7 +288,11 @@ func (p *Poller) Poll(ctx context.Context, client string, since message.Cursor) 
 	var drainTimer <-chan time.Time
 	for {
 		select {
-		case <-woken:
+		case payload := <-woken:
+			if res, ok := h.FromWake(payload); ok {
+				h.Finish(res.Outcome)
+				return res, nil
+			}
 			res, settled, err := h.Recheck(ctx)
 			if err != nil || settled {
 				h.Finish(res.Outcome)
@@ -298,6 +320,22 @@ func signal(c chan struct{}) {
 	}
 }
 
+// latest leaves only the newest wake-up payload in c: if it does not
+// answer the poll, the read that follows sees everything anyway.
+func latest(c chan string, payload string) {
+	for {
+		select {
+		case c <- payload:
+			return
+		default:
+		}
+		select {
+		case <-c:
+		default:
+		}
+	}
+}
+
 // Stream feeds one long-lived stream (server-sent events) of client from
 // since, until ctx ends or the node drains (both return nil) or emit or
 // Redis fails.
@@ -318,7 +356,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 
 	woken := make(chan struct{}, 1)
 	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
-	stop, err := p.subscribe(subCtx, client, func() { signal(woken) })
+	stop, err := p.subscribe(subCtx, client, func(string) { signal(woken) })
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -22,10 +23,11 @@ type fakeStore struct {
 	readErr  error
 	watchErr error
 	reads    int
+	carry    bool // wake-ups carry the message
 }
 
 type fakeWatch struct {
-	wake func()
+	wake func(string)
 }
 
 func newFake() *fakeStore {
@@ -53,7 +55,16 @@ func (f *fakeStore) ReadAfter(ctx context.Context, client string, ack message.Cu
 	return page, nil
 }
 
-func (f *fakeStore) subscribe(ctx context.Context, client string, wake func()) (func(), error) {
+// DecodeWake understands the fake's payloads: the id just published.
+func (f *fakeStore) DecodeWake(payload string, since message.Cursor, limit int) (message.Page, bool) {
+	id, err := strconv.ParseUint(payload, 10, 64)
+	if err != nil || id != since.ID+1 {
+		return message.Page{}, false
+	}
+	return message.Page{Messages: []message.Queued{{ID: id}}, Next: message.Cursor{ID: id}}, true
+}
+
+func (f *fakeStore) subscribe(ctx context.Context, client string, wake func(string)) (func(), error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.watchErr != nil {
@@ -75,8 +86,12 @@ func (f *fakeStore) publish(client string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.msgs[client] = append(f.msgs[client], uint64(len(f.msgs[client])+1))
+	payload := ""
+	if f.carry {
+		payload = strconv.Itoa(len(f.msgs[client]))
+	}
 	for w := range f.watchers[client] {
-		w.wake()
+		w.wake(payload)
 	}
 }
 
@@ -352,6 +367,43 @@ func TestStreamEmitError(t *testing.T) {
 		})
 		if !errors.Is(err, gone) {
 			t.Errorf("Stream = %v; want the emit error", err)
+		}
+	})
+}
+
+// A wake-up that carries the message after the poll's cursor answers
+// the poll without reading the queue again.
+func TestAnsweredFromTheWakeUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.carry = true
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
+		go func() {
+			time.Sleep(time.Second)
+			f.publish("a")
+		}()
+		res, err := p.Poll(context.Background(), "a", message.Cursor{})
+		if err != nil || ids(res.Page) != "[1]" {
+			t.Fatalf("Poll = %v, %v; want [1]", ids(res.Page), err)
+		}
+		if f.reads != 1 {
+			t.Errorf("%d reads; want 1 (before waiting), none after the wake-up", f.reads)
+		}
+		// A wake-up whose messages do not follow the poll's cursor (here:
+		// it names id 7) is only a wake-up: the poll reads.
+		go func() {
+			time.Sleep(time.Second)
+			f.mu.Lock()
+			f.msgs["b"] = []uint64{1}
+			for w := range f.watchers["b"] {
+				w.wake("7")
+			}
+			f.mu.Unlock()
+		}()
+		before := f.reads
+		res, _ = p.Poll(context.Background(), "b", message.Cursor{})
+		if ids(res.Page) != "[1]" || f.reads != before+2 {
+			t.Errorf("Poll(b) = %v after %d reads; want [1] after 2", ids(res.Page), f.reads-before)
 		}
 	})
 }

@@ -12,6 +12,10 @@
 -- ARGV[7]  publish time, unix ms
 -- ARGV[8…] the payloads, compact JSON
 --
+-- The wake-up's payload is "EPOCH FIRST", followed, when they are small,
+-- by the batch's entries one per line, so that a waiting poll whose
+-- cursor is FIRST-1 can answer without reading the queue (queue.DecodeWake).
+--
 -- Returns {epoch, first id, replayed (0/1), entries dropped by the cap}.
 -- The ids given are first .. first+n-1, consecutive because the whole
 -- batch for this client is appended by this one script.
@@ -43,8 +47,12 @@ local last = redis.call('HINCRBY', meta, 's', n)
 local first = last - n + 1
 local len = 0
 local batch = {}
+local all, size = {}, 0
 for i = 1, n do
-  batch[#batch + 1] = ARGV[7] .. ' {"id":' .. string.format('%d', first + i - 1) .. ',"data":' .. ARGV[7 + i] .. '}'
+  local entry = ARGV[7] .. ' {"id":' .. string.format('%d', first + i - 1) .. ',"data":' .. ARGV[7 + i] .. '}'
+  batch[#batch + 1] = entry
+  size = size + #entry + 1
+  if size <= 16384 then all[#all + 1] = entry end
   if #batch == 200 or i == n then
     len = redis.call('RPUSH', list, unpack(batch))
     batch = {}
@@ -61,5 +69,7 @@ redis.call('EXPIRE', list, ttl)
 if idemTTL > 0 then
   redis.call('SET', idem, epoch .. ' ' .. string.format('%d', first) .. ' ' .. n, 'EX', idemTTL)
 end
-redis.call(ARGV[6], ARGV[5], string.format('%d', last))
+local wake = epoch .. ' ' .. string.format('%d', first)
+if size <= 16384 then wake = wake .. '\n' .. table.concat(all, '\n') end
+redis.call(ARGV[6], ARGV[5], wake)
 return {epoch, first, 0, dropped}

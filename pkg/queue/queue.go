@@ -275,22 +275,55 @@ func parsePage(res []any, after uint64) (message.Page, error) {
 	page := message.Page{Reset: reset == 1, Messages: make([]message.Queued, 0, len(entries))}
 	for i, e := range entries {
 		s, _ := e.(string)
-		ms, js, ok := strings.Cut(s, " ")
-		pub, err := strconv.ParseInt(ms, 10, 64)
-		if !ok || err != nil {
-			return message.Page{}, fmt.Errorf("corrupt entry %q", truncate(s))
+		m, err := decodeEntry(s, start+uint64(i))
+		if err != nil {
+			return message.Page{}, err
 		}
-		page.Messages = append(page.Messages, message.Queued{
-			ID:        start + uint64(i),
-			JSON:      []byte(js),
-			Published: time.UnixMilli(pub),
-		})
+		page.Messages = append(page.Messages, m)
 	}
 	page.Next = message.Cursor{Epoch: epoch, ID: start - 1 + uint64(len(entries))}
 	if !page.Reset && after > 0 && start > after+1 {
 		page.Gap = message.Range{First: after + 1, Last: start - 1}
 	}
 	return page, nil
+}
+
+// decodeEntry reads a stored entry, "<publish ms> <message JSON>".
+func decodeEntry(s string, id uint64) (message.Queued, error) {
+	ms, js, ok := strings.Cut(s, " ")
+	pub, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return message.Queued{}, fmt.Errorf("corrupt entry %q", truncate(s))
+	}
+	return message.Queued{ID: id, JSON: []byte(js), Published: time.UnixMilli(pub)}, nil
+}
+
+// DecodeWake reads a wake-up payload (see enqueue.lua) for a poll at
+// since: when it carries the messages that follow since directly, it
+// returns them as the page such a poll's read would (at most limit), and
+// ok. Otherwise (other ids, another epoch, no entries) the poll must read
+// the queue.
+func (q *Queue) DecodeWake(payload string, since message.Cursor, limit int) (page message.Page, ok bool) {
+	head, entries, found := strings.Cut(payload, "\n")
+	epoch, firstText, _ := strings.Cut(head, " ")
+	first, err := strconv.ParseUint(firstText, 10, 64)
+	if !found || err != nil || first != since.ID+1 || (since.Epoch != "" && since.Epoch != epoch) {
+		return message.Page{}, false
+	}
+	for i := 0; entries != "" && len(page.Messages) < max(limit, 1); i++ {
+		var line string
+		line, entries, _ = strings.Cut(entries, "\n")
+		m, err := decodeEntry(line, first+uint64(i))
+		if err != nil {
+			return message.Page{}, false
+		}
+		page.Messages = append(page.Messages, m)
+	}
+	if len(page.Messages) == 0 {
+		return message.Page{}, false
+	}
+	page.Next = message.Cursor{Epoch: epoch, ID: page.Messages[len(page.Messages)-1].ID}
+	return page, true
 }
 
 // group is one client's share of a batch: indexes into batch.Messages.

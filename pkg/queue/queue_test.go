@@ -227,10 +227,73 @@ func TestWakeUp(t *testing.T) {
 	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
 		t.Fatal(err)
 	}
-	q.Publish(ctx, batchOf(text("alice", "hi"), text("alice", "ho")))
+	pub, _ := q.Publish(ctx, batchOf(text("alice", "hi"), text("alice", "ho")))
 	msg, err := sub.ReceiveMessage(ctx)
-	if err != nil || msg.Payload != "2" {
-		t.Fatalf("wake-up = %v, %v; want payload 2", msg, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The wake-up carries the batch, so that a poll at cursor 0 can
+	// answer from it without reading the queue...
+	page, ok := q.DecodeWake(msg.Payload, message.Cursor{}, 100)
+	if !ok || fmt.Sprint(ids(page)) != "[1 2]" || string(page.Messages[1].JSON) != `{"id":2,"data":"ho"}` || page.Next.ID != 2 {
+		t.Fatalf("DecodeWake(%q) = %+v, %v; want messages 1 and 2", msg.Payload, page, ok)
+	}
+	// ...exactly what its read would return.
+	read, _ := q.Read(ctx, "alice", message.Cursor{}, 100)
+	if fmt.Sprint(read.Messages) != fmt.Sprint(page.Messages) || read.Next != page.Next {
+		t.Errorf("DecodeWake = %+v; Read = %+v", page, read)
+	}
+	_ = pub
+}
+
+func TestDecodeWake(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	sub := rdb.Subscribe(ctx, q.WakeChannel("w"))
+	defer sub.Close()
+	sub.Receive(ctx)
+	q.Publish(ctx, batchOf(text("w", "1"), text("w", "2"), text("w", "3")))
+	msg, _ := sub.ReceiveMessage(ctx)
+	epoch, _, _ := strings.Cut(msg.Payload, " ")
+
+	tests := []struct {
+		name  string
+		since message.Cursor
+		limit int
+		want  string // ids, or "" for not ok
+	}{
+		{"cursor right before", message.Cursor{Epoch: epoch}, 100, "[1 2 3]"},
+		{"plain cursor", message.Cursor{}, 100, "[1 2 3]"},
+		{"limited", message.Cursor{}, 2, "[1 2]"},
+		{"cursor inside the batch", message.Cursor{Epoch: epoch, ID: 1}, 100, ""},
+		{"other epoch", message.Cursor{Epoch: "other"}, 100, ""},
+	}
+	for _, tt := range tests {
+		page, ok := q.DecodeWake(msg.Payload, tt.since, tt.limit)
+		got := ""
+		if ok {
+			got = fmt.Sprint(ids(page))
+		}
+		if got != tt.want {
+			t.Errorf("%s: DecodeWake(since %v) = %q; want %q", tt.name, tt.since, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "7", "e 1", "e x\n1 {}", "e 1\nnot an entry"} {
+		if _, ok := q.DecodeWake(bad, message.Cursor{}, 10); ok {
+			t.Errorf("DecodeWake(%q) = ok", bad)
+		}
+	}
+
+	// A batch too large to carry still wakes, without entries.
+	big := make([]message.Message, 40)
+	for i := range big {
+		big[i] = text("w", strings.Repeat("x", 1000))
+	}
+	q.Publish(ctx, batchOf(big...))
+	msg, _ = sub.ReceiveMessage(ctx)
+	if strings.Contains(msg.Payload, "\n") || len(msg.Payload) > 64 {
+		t.Errorf("wake-up of a 40 kB batch = %d bytes; want just the epoch and first id", len(msg.Payload))
 	}
 }
 
