@@ -194,8 +194,11 @@ func TestFaultRedisRestartedEmpty(t *testing.T) {
 	ctx := context.Background()
 	stopPages := w.follow(ctx, 30*time.Second)
 	defer stopPages()
-	for range 200 {
-		w.publishOne(ctx)
+	// Every page gets messages, so that every page holds a cursor into a
+	// sequence that the wipe then loses. (A page that never got one has
+	// nothing to be reset: an empty queue reads as empty.)
+	for i := range 200 {
+		w.publishTo(ctx, w.nodes[i%2].URL, w.pages[i%len(w.pages)].Client)
 	}
 	w.settle(10 * time.Second)
 	waitFor(t, 10*time.Second, "every page held again", func() bool { return w.heldPolls() == float64(len(w.pages)) })
@@ -203,14 +206,27 @@ func TestFaultRedisRestartedEmpty(t *testing.T) {
 	w.rs.Wipe()
 	w.oracle.Forget() // what was queued is gone by design; what matters is that pages hear of it
 	start := time.Now()
-	waitFor(t, 10*time.Second, "every page told of the reset", func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting []string
 		for _, p := range w.pages {
 			if p.Resets() == 0 {
-				return false
+				waiting = append(waiting, p.Client)
 			}
 		}
-		return true
-	})
+		if len(waiting) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, nd := range w.nodes {
+				t.Logf("%s: held %v, resets %v, reconnects %v, wakeups %v", nd.Name, metric(t, nd, "cometbox_polls_waiting"),
+					metric(t, nd, "cometbox_poll_resets_total"), metric(t, nd, "cometbox_pubsub_reconnects_total"),
+					metric(t, nd, "cometbox_pubsub_wakeups_total"))
+			}
+			t.Fatalf("after 10s, %d pages not told of the reset: %v", len(waiting), waiting)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t.Logf("all %d pages saw Cometbox-Reset %v after the wipe (poll timeout 20s)", len(w.pages), time.Since(start).Round(time.Millisecond))
 	for range 200 {
 		w.publishOne(ctx)
