@@ -30,8 +30,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusOK)
 			buf.WriteString("retry: 2000\n\nevent: hello\ndata: {\"cursor\":\"" + since.String() +
 				"\",\"heartbeat\":" + strconv.Itoa(int(h.cfg.Heartbeat/time.Second)) + "}\n\n")
+			h.m.StreamEvents("hello", 1)
 		} else if !page.Settled() {
 			buf.WriteString("event: ping\ndata: {}\n\n")
+			h.m.StreamEvents("ping", 1)
 		}
 		h.writeEvents(&buf, page)
 		_ = rc.SetWriteDeadline(time.Now().Add(h.cfg.Heartbeat + pollWriteMargin))
@@ -59,14 +61,17 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 // writeEvents renders a page as server-sent events: a reset, a gap, then
 // one event per message whose id is the cursor after it.
 func (h *Handler) writeEvents(buf *bytes.Buffer, page message.Page) {
+	h.m.StreamEvents("message", len(page.Messages))
 	if page.Reset {
 		h.m.Reset()
+		h.m.StreamEvents("reset", 1)
 		c := page.Next
 		c.ID -= uint64(len(page.Messages))
 		buf.WriteString("event: reset\nid: " + c.String() + "\ndata: {\"cursor\":\"" + c.String() + "\"}\n\n")
 	}
 	if page.Gap != (message.Range{}) {
 		h.m.Gap()
+		h.m.StreamEvents("gap", 1)
 		buf.WriteString("event: gap\ndata: {\"first\":" + strconv.FormatUint(page.Gap.First, 10) +
 			",\"last\":" + strconv.FormatUint(page.Gap.Last, 10) + "}\n\n")
 	}

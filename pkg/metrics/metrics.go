@@ -28,6 +28,7 @@ const (
 type Metrics struct {
 	pollsWaiting      prometheus.Gauge
 	streamsOpen       prometheus.Gauge
+	streamEvents      *prometheus.CounterVec
 	pollDuration      *prometheus.HistogramVec
 	published         prometheus.Counter
 	publishReplays    prometheus.Counter
@@ -61,6 +62,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "cometbox_streams_open",
 			Help: "Server-sent event streams open on this node right now.",
 		}),
+		streamEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cometbox_stream_events_total",
+			Help: "Server-sent events written to streams, by event (hello, message, gap, reset, ping).",
+		}, []string{"event"}),
 		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cometbox_poll_duration_seconds",
 			Help:    "How long polls were held, by outcome (messages, timeout, gone, error, drained).",
@@ -141,7 +146,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
 		}),
 	}
-	reg.MustRegister(m.pollsWaiting, m.streamsOpen, m.pollDuration, m.published, m.publishReplays,
+	reg.MustRegister(m.pollsWaiting, m.streamsOpen, m.streamEvents, m.pollDuration, m.published, m.publishReplays,
 		m.delivered, m.deliveryLatency, m.dropped, m.gaps, m.resets, m.redisErrors,
 		m.pubsubReconnects, m.pubsubChannels, m.wakeups, m.channelMoves, m.httpRequests, m.limitRejections,
 		m.limits, m.buildInfo, m.draining, m.subscribeDuration)
@@ -170,6 +175,13 @@ func (m *Metrics) StreamOpened() (closed func()) {
 	}
 	m.streamsOpen.Inc()
 	return m.streamsOpen.Dec
+}
+
+// StreamEvents counts n server-sent events of one kind.
+func (m *Metrics) StreamEvents(event string, n int) {
+	if m != nil && n > 0 {
+		m.streamEvents.WithLabelValues(event).Add(float64(n))
+	}
 }
 
 // Published counts n accepted messages, of which dropped pushed older

@@ -77,6 +77,7 @@ func TestREADMEListsEveryMetric(t *testing.T) {
 // touchAll gives every labelled collector a series, so that gathering
 // returns every family.
 func touchAll(m *metrics.Metrics) {
+	m.StreamEvents("ping", 1)
 	m.PollStarted()(metrics.OutcomeTimeout)
 	m.RedisError("read")
 	m.HTTPRequest("/poll", 200)
