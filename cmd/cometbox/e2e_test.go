@@ -4,7 +4,6 @@ package main_test
 // real HTTP on loopback. Each test starts what it needs and stops it.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/cometbox/cometbox/internal/nodeproc"
 	"github.com/cometbox/cometbox/internal/redisserver"
 	tc "github.com/cometbox/cometbox/internal/testclient"
+	"github.com/cometbox/cometbox/internal/testenv"
 	"github.com/cometbox/cometbox/pkg/token"
 )
 
@@ -90,38 +90,10 @@ func pollAsync(ctx context.Context, nd *nodeproc.Node, client, since string) <-c
 }
 
 // metric reads one unlabelled sample from a node's /metrics.
-func metric(t *testing.T, nd *nodeproc.Node, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(nd.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("metric %s not found on %s", name, nd.Name)
-	return 0
-}
+func metric(t *testing.T, nd *nodeproc.Node, name string) float64 { return nd.Metric(name) }
 
 // waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testenv.WaitFor
 
 func TestPublishAnywherePollAnywhere(t *testing.T) {
 	_, nodes := cluster(t, 3)

@@ -6,7 +6,6 @@ package nodeproc
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,11 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cometbox/cometbox/internal/testenv"
 )
 
 var (
@@ -74,7 +76,7 @@ type Node struct {
 
 	t    testing.TB
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testenv.Buffer
 	done chan struct{}
 	err  error // the process's exit, once done is closed
 }
@@ -86,7 +88,7 @@ func Start(t testing.TB, name string, args ...string) *Node {
 	t.Helper()
 	all := []string{"-listen", "127.0.0.1:0", "-log-format", "json", "-node-name", name}
 	all = append(all, args...)
-	n := &Node{Name: name, t: t, logs: &syncBuffer{}, done: make(chan struct{})}
+	n := &Node{Name: name, t: t, logs: &testenv.Buffer{}, done: make(chan struct{})}
 	n.cmd = exec.Command(Binary(t), all...)
 	n.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
 	stderr, err := n.cmd.StderrPipe()
@@ -156,6 +158,28 @@ func (n *Node) WaitReady() {
 	}
 }
 
+// Metric reads one unlabelled sample from the node's /metrics.
+func (n *Node) Metric(name string) float64 {
+	n.t.Helper()
+	resp, err := http.Get(n.URL + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				n.t.Fatal(err)
+			}
+			return f
+		}
+	}
+	n.t.Fatalf("metric %s not found on %s", name, n.Name)
+	return 0
+}
+
 // Signal sends sig to the process.
 func (n *Node) Signal(sig syscall.Signal) { _ = n.cmd.Process.Signal(sig) }
 
@@ -189,26 +213,3 @@ func (n *Node) Pid() int { return n.cmd.Process.Pid }
 
 // Logs returns everything the node logged so far.
 func (n *Node) Logs() string { return n.logs.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) WriteString(p string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

@@ -4,9 +4,12 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
+	"time"
 )
 
 // Strict reports whether missing tools fail tests instead of skipping them.
@@ -30,4 +33,42 @@ func Missing(t testing.TB, why string) {
 		t.Fatalf("strict mode: %s", why)
 	}
 	t.Skipf("skipped: %s; set COMETBOX_TEST_STRICT=1 to make this a failure", why)
+}
+
+// WaitFor checks cond every 20ms until it holds, or fails the test after
+// d, naming what it waited for.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Buffer collects a process's output; safe for concurrent use.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// WriteString appends s.
+func (b *Buffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b.WriteString(s)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -51,10 +51,10 @@ type parked struct {
 	reqID, allowOrigin string
 
 	woken   atomic.Bool
-	payload atomic.Pointer[string]        // the newest wake-up's payload
-	drainAt atomic.Int64                  // unix nanos; 0: not draining
-	ready   atomic.Bool                   // raw is set: wake-ups may move its deadline
-	wokenCh atomic.Pointer[chan struct{}] // for a poll waiting in its handler
+	payload atomic.Pointer[string]       // the newest wake-up's payload
+	drainAt atomic.Int64                 // unix nanos; 0: not draining
+	ready   atomic.Bool                  // raw is set: wake-ups may move its deadline
+	wokenCh atomic.Pointer[poll.Wakeups] // for a poll waiting in its handler
 }
 
 // pollParked answers a poll, parking it when it has to wait.
@@ -99,10 +99,7 @@ func (pk *parked) wake(payload string) {
 	if pk.ready.Load() {
 		_ = pk.raw.SetReadDeadline(time.Unix(1, 0)) // the Read returns at once
 	} else if ch := pk.wokenCh.Load(); ch != nil {
-		select {
-		case *ch <- struct{}{}:
-		default:
-		}
+		ch.Send(payload)
 	}
 }
 
@@ -178,58 +175,17 @@ func (pk *parked) arm() {
 // waitHere waits inside the handler, for connections that cannot be
 // hijacked.
 func (pk *parked) waitHere(w http.ResponseWriter, r *http.Request) {
-	h, held := pk.h, pk.held
-	woken := make(chan struct{}, 1)
+	woken := poll.NewWakeups()
 	pk.wokenCh.Store(&woken)
-	if pk.woken.Load() {
-		signal(woken)
+	if pk.woken.Load() { // a wake-up came before the channel did
+		woken.Send("")
 	}
-	drained := make(chan time.Time, 1)
-	held.OnDrain(func(at time.Time) { drained <- at })
-	timer := time.NewTimer(time.Until(held.Deadline()))
-	defer timer.Stop()
-	var drainTimer <-chan time.Time
-	for {
-		select {
-		case <-woken:
-			if p := pk.payload.Swap(nil); p != nil {
-				if res, ok := held.FromWake(*p); ok {
-					held.Finish(res.Outcome)
-					h.writePage(w, res.Page)
-					return
-				}
-			}
-			res, settled, err := held.Recheck(r.Context())
-			if err != nil || settled {
-				held.Finish(res.Outcome)
-				if err != nil && !ctxGone(r, err) {
-					h.writeError(w, r, jsonFormat, err)
-				} else if err == nil {
-					h.writePage(w, res.Page)
-				}
-				return
-			}
-		case <-timer.C:
-			held.Finish(metrics.OutcomeTimeout)
-			h.writePage(w, held.Empty(metrics.OutcomeTimeout).Page)
-			return
-		case <-r.Context().Done():
-			held.Finish(metrics.OutcomeGone)
-			return
-		case at := <-drained:
-			drainTimer = time.After(time.Until(at))
-		case <-drainTimer:
-			held.Finish(metrics.OutcomeDrained)
-			h.writePage(w, held.Empty(metrics.OutcomeDrained).Page)
-			return
-		}
-	}
-}
-
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
+	res, err := pk.held.Wait(r.Context(), woken)
+	switch {
+	case err == nil:
+		pk.h.writePage(w, res.Page)
+	case !ctxGone(r, err):
+		pk.h.writeError(w, r, jsonFormat, err)
 	}
 }
 

@@ -180,3 +180,20 @@ func waitHeld(t *testing.T, n *node, want int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A connection that cannot be hijacked (here a recorder; in life HTTP/2)
+// waits in its handler and is answered all the same.
+func TestParkFallsBackWithoutHijack(t *testing.T) {
+	cfg := secured()
+	cfg.Park = true
+	n := newNode(t, cfg, poll.Options{})
+	go func() {
+		for n.poller.Held() == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		n.do(publishReq(`<message to="r">no hijack</message>`, "text/xml"))
+	}()
+	if rec := n.do(pollReq("r", "")); rec.Code != 200 || rec.Body.String() != `[{"id":1,"data":"no hijack"}]` {
+		t.Fatalf("poll = %d %s", rec.Code, rec.Body)
+	}
+}

@@ -276,11 +276,42 @@ func (h *Held) Finish(outcome string) {
 // timeout), when the node drains (an empty Page, Outcome drained) or when
 // ctx ends (ctx's error).
 func (p *Poller) Poll(ctx context.Context, client string, since message.Cursor) (Result, error) {
-	woken := make(chan string, 1)
-	res, h, err := p.Hold(ctx, client, since, func(payload string) { latest(woken, payload) })
+	woken := NewWakeups()
+	res, h, err := p.Hold(ctx, client, since, woken.Send)
 	if err != nil || h == nil {
 		return res, err
 	}
+	return h.Wait(ctx, woken)
+}
+
+// Wakeups carries wake-up payloads to a waiting poll, keeping only the
+// newest: if it does not answer the poll, the read that follows sees
+// everything anyway.
+type Wakeups chan string
+
+// NewWakeups returns an empty Wakeups.
+func NewWakeups() Wakeups { return make(Wakeups, 1) }
+
+// Send hands payload over, replacing one not yet taken; it never blocks,
+// so it can be a Subscribe wake function.
+func (w Wakeups) Send(payload string) {
+	for {
+		select {
+		case w <- payload:
+			return
+		default:
+		}
+		select {
+		case <-w:
+		default:
+		}
+	}
+}
+
+// Wait blocks until the poll's answer is ready: a wake-up on woken that
+// answers it (from its payload or a re-read), the deadline, the drain, or
+// ctx ending (ctx's error). It finishes the poll.
+func (h *Held) Wait(ctx context.Context, woken Wakeups) (Result, error) {
 	drained := make(chan time.Time, 1)
 	h.OnDrain(func(at time.Time) { drained <- at })
 	timer := time.NewTimer(time.Until(h.Deadline()))
@@ -317,22 +348,6 @@ func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default: // a wake-up is already pending; one re-read serves both
-	}
-}
-
-// latest leaves only the newest wake-up payload in c: if it does not
-// answer the poll, the read that follows sees everything anyway.
-func latest(c chan string, payload string) {
-	for {
-		select {
-		case c <- payload:
-			return
-		default:
-		}
-		select {
-		case <-c:
-		default:
-		}
 	}
 }
 
