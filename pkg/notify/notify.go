@@ -202,23 +202,25 @@ func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload s
 	name := n.channel(client)
 	w := &watcher{wake: wake, ready: make(chan struct{}), n: n}
 
-	n.mu.Lock()
-	ch := n.chans[name]
-	n.mu.Unlock()
+	// The channel's connection is found without the lock (on a cluster it
+	// may ask Redis); a channel seen then may be gone by the time the
+	// lock is taken again, so look until the two agree.
 	var cn *conn
-	if ch == nil {
+	n.mu.Lock()
+	for n.chans[name] == nil && cn == nil && !n.closed {
+		n.mu.Unlock()
 		var err error
 		if cn, err = n.connFor(ctx, name); err != nil {
 			return nil, err
 		}
+		n.mu.Lock()
 	}
-
-	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if ch = n.chans[name]; ch == nil {
+	ch := n.chans[name]
+	if ch == nil {
 		if cn.down != nil {
 			err := cn.down
 			n.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,4 +260,33 @@ func TestWatchFailsFastWhenDown(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Watches racing the end of a channel's subscription: a channel seen at
+// the start of Watch may be gone by the time Watch takes its lock again
+// (its linger ended). This panicked with a nil connection.
+func TestWatchWhileUnsubscribing(t *testing.T) {
+	_, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.DiscardHandler), nil, notify.Options{Linger: -1})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 300 {
+				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+				stop, err := n.Watch(wctx, fmt.Sprint("racy", i%3), func(string) {})
+				wcancel()
+				if err != nil {
+					t.Errorf("goroutine %d, watch %d: %v", g, i, err)
+					return
+				}
+				stop()
+			}
+		})
+	}
+	wg.Wait()
 }
