@@ -106,6 +106,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		Prefix: cfg.KeyPrefix, Cap: cfg.QueueCap, TTL: cfg.QueueTTL, IdempotencyTTL: cfg.IdempotencyTTL,
 		Durability: queue.Durability{AOF: cfg.DurableAOF, Replicas: cfg.DurableReplicas, Timeout: cfg.DurableTimeout},
 		Sharded:    rdb.cluster != nil,
+		Pipeline:   cfg.RedisPipeline,
 	})
 	if err := q.CheckDurability(ctx, func(ctx context.Context, section string) (string, error) {
 		return rdb.client.Info(ctx, section).Result()
@@ -181,9 +182,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 
 	bg, cancelBg := context.WithCancel(context.Background())
 	defer cancelBg()
-	notifyDone := make(chan struct{})
+	notifyDone, queueDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(notifyDone); _ = n.Run(bg) }()
-	go returnMemory(bg, log, 5*time.Second, 64<<20)
+	go func() { defer close(queueDone); _ = q.Run(bg) }()
+	go returnMemory(bg, log, time.Second, 32<<20)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	go func() { serveErr <- parked.Serve(h.Returned()) }()
@@ -228,6 +230,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	}
 	cancelBg()
 	<-notifyDone
+	<-queueDone
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -29,8 +29,9 @@ type Config struct {
 	DebugListen string
 	NodeName    string
 
-	RedisURL  string
-	KeyPrefix string
+	RedisURL      string
+	KeyPrefix     string
+	RedisPipeline bool
 
 	PublishSecret string
 	TokenSecret   string
@@ -93,6 +94,7 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.StringVar(&c.DebugListen, "debug-listen", "", "address for pprof (/debug/pprof/); empty: off. Never expose it publicly")
 	fs.StringVar(&c.NodeName, "node-name", host, "this node's name in logs and metrics (default: the host name)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL, e.g. redis://:password@host:6379/0 or rediss://...; empty: an embedded in-process Redis (single node only)")
+	fs.BoolVar(&c.RedisPipeline, "redis-pipeline", true, "let the Redis calls of concurrent requests share pipelines: fewer round trips, no pool pile-up in bursts")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", "cb:", "prefix of every Redis key and channel, to share one Redis between deployments")
 	fs.StringVar(&c.PublishSecret, "publish-secret", "", "secret required as \"Authorization: Bearer\" on POST /publish; empty: publishing is open (prefer the environment variable: flags show in ps)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret of browser tokens; when set, every poll needs a token (prefer the environment variable)")

@@ -102,7 +102,7 @@ func classify(err error) apiError {
 // writeError answers r with err in the given format, and logs it at a
 // level fitting whose fault it is.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, f format, err error) {
-	h.renderError(w, logger(r), r.URL.Path, f, err)
+	h.renderError(w, h.logger(w, r), r.URL.Path, f, err)
 }
 
 // renderError is writeError for a request that is gone (a parked poll):

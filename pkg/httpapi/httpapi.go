@@ -14,6 +14,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -94,6 +96,7 @@ type Handler struct {
 	mux      chi.Router
 	assets   map[string]asset
 	returned *returnedConns
+	ids      *requestIDs
 }
 
 // New returns the node's HTTP handler.
@@ -120,7 +123,7 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 		cfg.IdleTimeout = 120 * time.Second
 	}
 	h := &Handler{store: store, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M,
-		assets: loadAssets(cfg.Assets), returned: newReturnedConns()}
+		assets: loadAssets(cfg.Assets), returned: newReturnedConns(), ids: newRequestIDs()}
 
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, h.observe, secureHeaders, middleware.GetHead)
@@ -165,42 +168,58 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-type ctxKey int
-
-const logKey ctxKey = iota
-
-// observe gives each request an id and a logger, and counts and logs it
-// once answered, labelled by its route pattern.
+// observe gives each request an id, and counts and logs it once
+// answered, labelled by its route pattern. It allocates as little as it
+// can: it runs for every poll.
 func (h *Handler) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
 		if len(id) == 0 || len(id) > 64 || !message.ValidClient(id) {
-			id = newRequestID()
+			id = h.ids.next()
 		}
-		w.Header().Set("X-Request-Id", id)
-		log := h.log.With("req", id, "method", r.Method, "path", r.URL.Path)
+		w.Header()["X-Request-Id"] = []string{id}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logKey, log)))
+		next.ServeHTTP(sw, r)
 
 		route := "other"
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
 		}
 		h.m.HTTPRequest(route, sw.code())
-		if log.Enabled(r.Context(), slog.LevelDebug) {
-			log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+		if h.log.Enabled(r.Context(), slog.LevelDebug) {
+			h.requestLogger(id, r).LogAttrs(r.Context(), slog.LevelDebug, "request",
 				slog.Int("status", sw.code()), slog.Duration("took", time.Since(start)))
 		}
 	})
 }
 
-// logger returns the request's logger.
-func logger(r *http.Request) *slog.Logger {
-	if l, ok := r.Context().Value(logKey).(*slog.Logger); ok {
-		return l
-	}
-	return slog.New(slog.DiscardHandler)
+// requestLogger is the logger of one request, made only when something
+// is logged about it.
+func (h *Handler) requestLogger(id string, r *http.Request) *slog.Logger {
+	return h.log.With("req", id, "method", r.Method, "path", r.URL.Path)
+}
+
+// logger returns the logger of the request whose answer w is.
+func (h *Handler) logger(w http.ResponseWriter, r *http.Request) *slog.Logger {
+	return h.requestLogger(w.Header().Get("X-Request-Id"), r)
+}
+
+// requestIDs makes request ids: a random prefix per process and a
+// counter, unique without a system call per request.
+type requestIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newRequestIDs() *requestIDs {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &requestIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (ids *requestIDs) next() string {
+	return ids.prefix + strconv.FormatUint(ids.n.Add(1), 36)
 }
 
 // secureHeaders sets the headers every answer carries.
@@ -242,10 +261,4 @@ func (w *statusWriter) code() int {
 		return http.StatusOK
 	}
 	return w.status
-}
-
-func newRequestID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -45,7 +44,6 @@ type parked struct {
 	held *poll.Held
 	conn net.Conn // what the answer is written on (with replayed bytes, if any)
 	raw  net.Conn // the hijacked connection, set once: wake-ups move its deadline
-	log  *slog.Logger
 
 	// The per-request headers of the answer, captured at the hijack.
 	reqID, allowOrigin string
@@ -59,7 +57,7 @@ type parked struct {
 
 // pollParked answers a poll, parking it when it has to wait.
 func (h *Handler) pollParked(w http.ResponseWriter, r *http.Request, client string, since message.Cursor) {
-	pk := &parked{h: h, log: logger(r)}
+	pk := &parked{h: h}
 	res, held, err := h.poller.Hold(r.Context(), client, since, pk.wake)
 	if err != nil {
 		if !ctxGone(r, err) {
@@ -202,7 +200,7 @@ func (pk *parked) finish(res poll.Result, closeAfter bool) {
 // finishError answers a parked poll whose re-read failed.
 func (pk *parked) finishError(err error) {
 	rec := pk.recorder()
-	pk.h.renderError(rec, pk.log, "/poll", jsonFormat, err)
+	pk.h.renderError(rec, pk.h.log.With("req", pk.reqID, "method", "GET", "path", "/poll"), "/poll", jsonFormat, err)
 	pk.held.Finish(metrics.OutcomeError)
 	pk.send(rec, false)
 }

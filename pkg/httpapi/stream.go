@@ -54,7 +54,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
 	case !opened:
 		h.writeError(w, r, jsonFormat, err)
 	default: // the status is sent; ending the stream makes EventSource reconnect
-		logger(r).Debug("stream ended", "err", err)
+		h.logger(w, r).Debug("stream ended", "err", err)
 	}
 }
 

@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,7 @@ type Metrics struct {
 	wakeups           prometheus.Counter
 	channelMoves      prometheus.Counter
 	httpRequests      *prometheus.CounterVec
+	httpCounters      sync.Map // httpKey -> prometheus.Counter, resolved once
 	limitRejections   *prometheus.CounterVec
 	limits            *prometheus.GaugeVec
 	buildInfo         *prometheus.GaugeVec
@@ -274,11 +276,22 @@ func (m *Metrics) Subscribed(d time.Duration) {
 	}
 }
 
+type httpKey struct {
+	route string
+	code  int
+}
+
 // HTTPRequest counts one answered request.
 func (m *Metrics) HTTPRequest(route string, code int) {
-	if m != nil {
-		m.httpRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	if m == nil {
+		return
 	}
+	key := httpKey{route, code}
+	c, ok := m.httpCounters.Load(key)
+	if !ok {
+		c, _ = m.httpCounters.LoadOrStore(key, m.httpRequests.WithLabelValues(route, strconv.Itoa(code)))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // LimitRejected counts a request refused by the named limit.

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -128,9 +129,24 @@ type channel struct {
 	name     string
 	conn     *conn
 	state    state
-	since    time.Time // when the current state began
-	watchers map[*watcher]struct{}
-	pinned   bool // a probe channel: never unsubscribed
+	since    time.Time  // when the current state began
+	watchers []*watcher // usually one or two: a slice is smaller than a map
+	pinned   bool       // a probe channel: never unsubscribed
+}
+
+// remove takes w out of the channel's watchers and reports whether it was
+// there.
+func (ch *channel) remove(w *watcher) bool {
+	for i, x := range ch.watchers {
+		if x == w {
+			last := len(ch.watchers) - 1
+			ch.watchers[i] = ch.watchers[last]
+			ch.watchers[last] = nil
+			ch.watchers = ch.watchers[:last]
+			return true
+		}
+	}
+	return false
 }
 
 // conn is the pub/sub connection of one shard. Its fields after the first
@@ -146,7 +162,10 @@ type conn struct {
 	primed    bool // a command went out on ps: on a cluster, that chose its node
 	pendSub   []string
 	pendUnsub []string
-	probeSent time.Time
+	probeSent time.Time // when the last probe's PUBLISH was sent, until it comes back
+	probeWant string    // the last probe's nonce
+	probeGot  string    // the nonce of the last probe that came back
+	probeSeq  uint64
 	probeOK   time.Time
 	lastErr   error
 	down      error     // set when the connection failed, cleared by the next confirmation
@@ -226,7 +245,7 @@ func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload s
 			n.mu.Unlock()
 			return nil, fmt.Errorf("%w: %w", ErrDown, err)
 		}
-		ch = &channel{name: name, conn: cn, watchers: make(map[*watcher]struct{})}
+		ch = &channel{name: name, conn: cn}
 		n.chans[name] = ch
 		n.subscribeLocked(ch)
 	} else if ch.conn.down != nil && ch.state != subscribed {
@@ -235,7 +254,7 @@ func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload s
 		return nil, fmt.Errorf("%w: %w", ErrDown, err)
 	}
 	w.ch = ch
-	ch.watchers[w] = struct{}{}
+	ch.watchers = append(ch.watchers, w)
 	if ch.state == subscribed {
 		w.armed = true
 		close(w.ready)
@@ -311,7 +330,7 @@ func (n *Notifier) probeName(ctx context.Context, shard string) (string, error) 
 
 func (n *Notifier) addConnLocked(shard, probe string) *conn {
 	cn := &conn{shard: shard, kick: make(chan struct{}, 1), probeNow: make(chan struct{}, 1)}
-	cn.probe = &channel{name: probe, conn: cn, watchers: map[*watcher]struct{}{}, pinned: true}
+	cn.probe = &channel{name: probe, conn: cn, pinned: true}
 	n.chans[probe] = cn.probe
 	n.conns[shard] = cn
 	n.replaceLocked(cn)
@@ -333,10 +352,9 @@ func (w *watcher) stop() {
 	if ch == nil {
 		return
 	}
-	if _, ok := ch.watchers[w]; !ok {
+	if !ch.remove(w) {
 		return
 	}
-	delete(ch.watchers, w)
 	if len(ch.watchers) == 0 && ch.state == subscribed {
 		ch.since = time.Now() // the linger starts
 		if n.opts.Linger < 0 {
@@ -408,7 +426,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		pss = append(pss, cn.ps)
 	}
 	for _, ch := range n.chans {
-		for w := range ch.watchers {
+		for _, w := range ch.watchers {
 			if !w.armed { // unblock waiting Watch calls: they return ErrClosed
 				w.armed = true
 				close(w.ready)
@@ -485,9 +503,12 @@ func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 	switch m := msg.(type) {
 	case *redis.Message:
 		if m.Channel == cn.probe.name {
-			cn.probeOK = time.Now()
-			cn.probeSent = time.Time{}
-			cn.lastErr = nil
+			cn.probeGot = m.Payload
+			if m.Payload == cn.probeWant {
+				cn.probeOK = time.Now()
+				cn.probeSent = time.Time{}
+				cn.lastErr = nil
+			}
 			return ""
 		}
 		n.m.Wakeup()
@@ -575,7 +596,7 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		}
 		// Watchers that already read their queue re-read it: anything
 		// published while the channel was not subscribed was dropped.
-		for w := range ch.watchers {
+		for _, w := range ch.watchers {
 			if w.armed {
 				w.wake("")
 			} else {
@@ -595,7 +616,7 @@ func (n *Notifier) countChannelsLocked() {
 }
 
 func (ch *channel) wakeLocked(payload string) {
-	for w := range ch.watchers {
+	for _, w := range ch.watchers {
 		w.wake(payload)
 	}
 }
@@ -738,26 +759,37 @@ func (n *Notifier) sendProbe(ctx context.Context, cn *conn) {
 		n.mu.Unlock()
 		return
 	}
-	cn.probeSent = time.Now()
+	cn.probeSeq++
+	nonce := strconv.FormatUint(cn.probeSeq, 10)
+	cn.probeWant = nonce
 	gen := cn.gen
 	n.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, n.opts.ProbeTimeout)
+	// The probe judges the subscription, not the command connections: its
+	// clock starts once the PUBLISH is sent, however long a busy pool
+	// made it wait for a connection.
+	ctx, cancel := context.WithTimeout(ctx, 2*n.opts.ProbeTimeout)
 	defer cancel()
 	var err error
 	if n.sharded() {
-		err = n.rdb.SPublish(ctx, cn.probe.name, "probe").Err()
+		err = n.rdb.SPublish(ctx, cn.probe.name, nonce).Err()
 	} else {
-		err = n.rdb.Publish(ctx, cn.probe.name, "probe").Err()
+		err = n.rdb.Publish(ctx, cn.probe.name, nonce).Err()
 	}
-	if err != nil && ctx.Err() == nil {
-		n.m.RedisError("probe")
-		n.mu.Lock()
-		if gen == cn.gen {
-			cn.probeSent = time.Time{} // Redis itself is down; not the subscription's fault
-			cn.lastErr = err
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if gen != cn.gen {
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			n.m.RedisError("probe")
+			cn.lastErr = err // Redis itself is down or busy; not the subscription's fault
 		}
-		n.mu.Unlock()
+		return
+	}
+	if cn.probeGot != nonce { // not back yet: the sweep judges it from now
+		cn.probeSent = time.Now()
 	}
 }
 
@@ -814,13 +846,17 @@ func (n *Notifier) failLocked(cn *conn, gen uint64, op string, err error) {
 		if ch.conn != cn {
 			continue
 		}
-		for w := range ch.watchers {
-			if !w.armed {
-				w.err, w.armed = err, true
-				close(w.ready)
-				delete(ch.watchers, w)
+		kept := ch.watchers[:0]
+		for _, w := range ch.watchers {
+			if w.armed {
+				kept = append(kept, w)
+				continue
 			}
+			w.err, w.armed = err, true
+			close(w.ready)
 		}
+		clear(ch.watchers[len(kept):])
+		ch.watchers = kept
 	}
 	old := cn.ps
 	n.replaceLocked(cn)

@@ -59,6 +59,12 @@ type Options struct {
 	// Durability, when set, makes Publish wait until Redis confirms the
 	// write on disk or on replicas. Default: none.
 	Durability Durability
+	// Pipeline makes the script calls of concurrent requests (reads,
+	// acknowledgements, publishes) share pipelines: fewer round trips and
+	// system calls for the node and for Redis, and no pile-up on the
+	// connection pool when thousands of polls read at once. Run must be
+	// running. Default: false (each call is its own round trip).
+	Pipeline bool
 }
 
 // Durability is what a publish waits for before it is answered 2xx.
@@ -116,9 +122,10 @@ type Redis interface {
 
 // Queue is the Redis store of every client's messages.
 type Queue struct {
-	rdb  Redis
-	opts Options
-	now  func() time.Time
+	rdb     Redis
+	opts    Options
+	now     func() time.Time
+	batches chan *pending // calls for Run's pipelines; nil without Options.Pipeline
 }
 
 // New returns a Queue over rdb.
@@ -135,7 +142,11 @@ func New(rdb Redis, opts Options) *Queue {
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 10 * time.Minute
 	}
-	return &Queue{rdb: rdb, opts: opts, now: time.Now}
+	q := &Queue{rdb: rdb, opts: opts, now: time.Now}
+	if opts.Pipeline {
+		q.batches = make(chan *pending, 4096)
+	}
+	return q
 }
 
 // WakeChannel is the pub/sub channel on which enqueueing for client
@@ -189,7 +200,15 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 			args:   args,
 		}
 	}
-	results, err := runScripts(ctx, q.rdb, calls, q.opts.Durability)
+	var (
+		results []*redis.Cmd
+		err     error
+	)
+	if q.batches != nil && !q.opts.Durability.enabled() {
+		results, err = q.callAll(ctx, calls)
+	} else {
+		results, err = runScripts(ctx, q.rdb, calls, q.opts.Durability)
+	}
 	if err != nil {
 		return message.Published{}, fmt.Errorf("queue: enqueue %d messages for %d clients: %w", len(batch.Messages), len(groups), err)
 	}
@@ -248,9 +267,28 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 }
 
 func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
-	res, err := readScript.Run(ctx, q.rdb,
-		[]string{q.metaKey(client), q.listKey(client)},
-		ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL)).Slice()
+	c := scriptCall{
+		script: readScript,
+		keys:   []string{q.metaKey(client), q.listKey(client)},
+		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL)},
+	}
+	var cmd *redis.Cmd
+	if q.opts.Durability.enabled() {
+		// Nothing less durable than an acknowledged publish is shown to a
+		// browser: the read script always writes (its EXPIRE), and
+		// replication keeps order, so a WAIT after it on the same
+		// connection confirms that what it read is on the replicas too.
+		// After a failover the new primary then holds every message any
+		// page has seen, and no id is given twice.
+		cmds, err := execScripts(ctx, q.rdb, []scriptCall{c}, q.opts.Durability)
+		if err != nil {
+			return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
+		}
+		cmd = cmds[0]
+	} else {
+		cmd = q.call(ctx, c)
+	}
+	res, err := cmd.Slice()
 	if err != nil {
 		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
 	}
@@ -304,6 +342,9 @@ func decodeEntry(s string, id uint64) (message.Queued, error) {
 // ok. Otherwise (other ids, another epoch, no entries) the poll must read
 // the queue.
 func (q *Queue) DecodeWake(payload string, since message.Cursor, limit int) (page message.Page, ok bool) {
+	if q.opts.Durability.enabled() {
+		return message.Page{}, false // a read confirms durability; the wake-up cannot
+	}
 	head, entries, found := strings.Cut(payload, "\n")
 	epoch, firstText, _ := strings.Cut(head, " ")
 	first, err := strconv.ParseUint(firstText, 10, 64)
@@ -406,55 +447,72 @@ func atLeast(version string, major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
-// runScripts runs calls in one pipeline with EVALSHA, then once more with
-// EVAL for those Redis did not know (after a restart or SCRIPT FLUSH). It
-// fails if any call failed for a reason other than the script's own
-// refusal (IDEMCONFLICT), which stays in that call's Cmd.
+// runScripts runs calls in one pipeline (see execScripts) and fails if
+// any call failed for a reason other than the script's own refusal
+// (IDEMCONFLICT), which stays in that call's Cmd.
+func runScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
+	cmds, err := execScripts(ctx, rdb, calls, dur)
+	if err != nil {
+		return nil, err
+	}
+	return cmds, firstError(cmds)
+}
+
+// firstError returns the first error of cmds that is not a script's own
+// refusal.
+func firstError(cmds []*redis.Cmd) error {
+	for _, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !isScriptError(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// execScripts runs calls in one pipeline with EVALSHA, then once more with
+// EVAL for those Redis did not know (after a restart or SCRIPT FLUSH), and
+// returns a Cmd per call, each with its own result or error.
 //
 // With durability, each pipeline ends with WAIT or WAITAOF: both confirm
-// only the writes of their own connection, which is the pipeline's.
-func runScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
+// only the writes of their own connection, which is the pipeline's. The
+// error is then that of the confirmation.
+func execScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
 	if len(calls) == 1 && !dur.enabled() {
 		c := calls[0]
 		cmds[0] = c.script.Run(ctx, rdb, c.keys, c.args...)
-	} else {
-		var waits []*redis.Cmd
-		exec := func(pipe redis.Pipeliner) {
-			if dur.enabled() {
-				waits = append(waits, pipe.Do(ctx, dur.command()...))
-			}
-			_, _ = pipe.Exec(ctx) // errors are read per command below
+		return cmds, nil
+	}
+	var waits []*redis.Cmd
+	exec := func(pipe redis.Pipeliner) {
+		if dur.enabled() {
+			waits = append(waits, pipe.Do(ctx, dur.command()...))
 		}
-		pipe := rdb.Pipeline()
-		for i, c := range calls {
-			cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
-		}
-		exec(pipe)
-		var again []int
-		for i, cmd := range cmds {
-			if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
-				again = append(again, i)
-			}
-		}
-		if len(again) > 0 {
-			for _, i := range again {
-				c := calls[i]
-				cmds[i] = c.script.Eval(ctx, pipe, c.keys, c.args...)
-			}
-			exec(pipe)
-		}
-		for _, w := range waits {
-			if err := w.Err(); err != nil {
-				return nil, fmt.Errorf("%v: %w", dur.command()[0], err)
-			}
-			if err := dur.confirmed(w.Val()); err != nil {
-				return nil, err
-			}
+		_, _ = pipe.Exec(ctx) // errors are read per command
+	}
+	pipe := rdb.Pipeline()
+	for i, c := range calls {
+		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	exec(pipe)
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
 		}
 	}
-	for _, cmd := range cmds {
-		if err := cmd.Err(); err != nil && !isScriptError(err) {
+	if len(again) > 0 {
+		for _, i := range again {
+			c := calls[i]
+			cmds[i] = c.script.Eval(ctx, pipe, c.keys, c.args...)
+		}
+		exec(pipe)
+	}
+	for _, w := range waits {
+		if err := w.Err(); err != nil {
+			return nil, fmt.Errorf("%v: %w", dur.command()[0], err)
+		}
+		if err := dur.confirmed(w.Val()); err != nil {
 			return nil, err
 		}
 	}

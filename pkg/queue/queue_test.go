@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,3 +367,53 @@ var (
 	_ poll.Queue    = (*queue.Queue)(nil)
 	_ httpapi.Store = (*queue.Queue)(nil)
 )
+
+// With Options.Pipeline, concurrent calls share pipelines and each gets
+// exactly its own result: ids, pages, a script's refusal, and the
+// reloading of scripts Redis forgot.
+func TestPipelined(t *testing.T) {
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- q.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	const clients, each = 60, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*each)
+	for c := range clients {
+		for range each {
+			wg.Go(func() {
+				if _, err := q.Publish(ctx, batchOf(text(fmt.Sprint("p", c), "x"))); err != nil {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	rdb.ScriptFlush(ctx) // the reads must reload their script
+	for c := range clients {
+		wg.Go(func() {
+			page, err := q.Read(ctx, fmt.Sprint("p", c), message.Cursor{}, 100)
+			if err != nil || fmt.Sprint(ids(page)) != "[1 2 3 4 5]" {
+				errs <- fmt.Errorf("client p%d: %v, %v", c, ids(page), err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	b := batchOf(text("k", "1"), text("k", "2"))
+	b.IdempotencyKey = "once"
+	if _, err := q.Publish(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b.Messages = b.Messages[:1]
+	if _, err := q.Publish(ctx, b); !errors.Is(err, message.ErrIdempotencyConflict) {
+		t.Errorf("pipelined Publish with a reused key = %v; want ErrIdempotencyConflict", err)
+	}
+}
