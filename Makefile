@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image run clean
+.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image bench run clean
 
 test: check test-go test-storm test-fuzz test-php test-web cross
 	@echo "make test: all suites passed"
@@ -65,6 +65,11 @@ build:
 ## image: the container image, version stamped (needs a Docker engine; not part of make test)
 image:
 	docker build --build-arg VERSION=$(VERSION) -t cometbox:$(VERSION) .
+
+## bench: cometbox against Nchan side by side (docs/performance.md); about 25 minutes;
+## installs nginx, libnginx-mod-nchan and redis-server when missing; not part of make test
+bench:
+	scripts/bench-compare.sh
 
 ## run: a single node with the embedded Redis
 run:
