@@ -34,6 +34,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseXML$$' -fuzztime $(FUZZTIME) ./pkg/message
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./pkg/message
 	$(GO) test -run '^$$' -fuzz '^FuzzPublish$$' -fuzztime $(FUZZTIME) ./pkg/httpapi
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRePoll$$' -fuzztime $(FUZZTIME) ./pkg/httpapi
 
 ## test-php: the PHP client's unit and acceptance suites (php-client/)
 test-php: build

@@ -135,18 +135,19 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
 	})
 	h := httpapi.New(q, p, httpapi.Config{
-		PublishSecret: cfg.PublishSecret,
-		TokenSecret:   []byte(cfg.TokenSecret),
-		TokenLeeway:   cfg.TokenLeeway,
-		MaxBodyBytes:  int64(cfg.MaxBody),
-		Limits:        message.Limits{MaxMessageBytes: int(cfg.MaxMessage), MaxMessages: cfg.MaxBatch},
-		PollTimeout:   cfg.PollTimeout,
-		Heartbeat:     cfg.StreamHeartbeat,
-		CORSOrigins:   cfg.CORSOrigins,
-		Assets:        web.Files,
-		Demo:          cfg.Demo,
-		Park:          cfg.ParkPolls,
-		IdleTimeout:   cfg.IdleTimeout,
+		PublishSecret:     cfg.PublishSecret,
+		TokenSecret:       []byte(cfg.TokenSecret),
+		TokenLeeway:       cfg.TokenLeeway,
+		MaxBodyBytes:      int64(cfg.MaxBody),
+		Limits:            message.Limits{MaxMessageBytes: int(cfg.MaxMessage), MaxMessages: cfg.MaxBatch},
+		PollTimeout:       cfg.PollTimeout,
+		Heartbeat:         cfg.StreamHeartbeat,
+		CORSOrigins:       cfg.CORSOrigins,
+		Assets:            web.Files,
+		Demo:              cfg.Demo,
+		Park:              cfg.ParkPolls,
+		IdleTimeout:       cfg.IdleTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		Ready: func(ctx context.Context) error {
 			if err := rdb.client.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)

@@ -71,6 +71,9 @@ type Config struct {
 	// IdleTimeout is how long a parked connection waits for the browser's
 	// next request after its answer. Default: 120s.
 	IdleTimeout time.Duration
+	// ReadHeaderTimeout is how long the browser may then take to send the
+	// rest of that request's head (as http.Server's). Default: 5s.
+	ReadHeaderTimeout time.Duration
 	// Demo serves the demo page at /demo/ with its demo-only publish and
 	// token routes. Never turn it on for a node the public can reach
 	// without also setting no publish secret you care about.
@@ -122,6 +125,9 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 120 * time.Second
 	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		cfg.ReadHeaderTimeout = 5 * time.Second
+	}
 	h := &Handler{store: store, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M,
 		assets: loadAssets(cfg.Assets), returned: newReturnedConns(), ids: newRequestIDs()}
 
@@ -160,8 +166,6 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	h.mux = r
 	return h
 }
-
-func (h *Handler) idleTimeout() time.Duration { return h.cfg.IdleTimeout }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

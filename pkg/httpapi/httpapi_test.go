@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ type node struct {
 	h      *httpapi.Handler
 	poller *poll.Poller
 	mr     *miniredis.Miniredis
+
+	viaReturned atomic.Int64 // requests served from Handler.Returned (parkedServer)
 }
 
 const (

@@ -12,9 +12,10 @@ package httpapi
 // connection's read deadline, which makes the Read return.
 //
 // Once the answer is written, the parked goroutine waits (as cheaply) for
-// the browser's next request on the same connection and then hands the
-// connection to Returned, a listener that a second http.Server serves
-// with the same handler: keep-alive goes on as if nothing happened.
+// the browser's next request on the same connection. A plain re-poll it
+// serves itself (next.go); anything else it hands, with the connection, to
+// Returned, a listener that a second http.Server serves with the same
+// handler: keep-alive goes on as if nothing happened.
 
 import (
 	"bytes"
@@ -223,23 +224,11 @@ func (pk *parked) recorder() *recorder {
 // send writes the recorded answer and then keeps or closes the connection.
 func (pk *parked) send(rec *recorder, closeAfter bool) {
 	closeAfter = closeAfter || pk.h.poller.Draining()
-	if closeAfter {
-		rec.header.Set("Connection", "close")
-	}
-	resp := http.Response{
-		StatusCode: rec.status, ProtoMajor: 1, ProtoMinor: 1,
-		Header: rec.header, ContentLength: int64(rec.body.Len()), Body: nopCloser{&rec.body},
-	}
-	rec.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	_ = pk.conn.SetWriteDeadline(time.Now().Add(pollWriteMargin))
-	var out bytes.Buffer
-	_ = resp.Write(&out)
-	if _, err := pk.conn.Write(out.Bytes()); err != nil || closeAfter {
+	if err := writeResponse(pk.conn, rec, closeAfter); err != nil || closeAfter {
 		_ = pk.conn.Close()
 		return
 	}
-	_ = pk.conn.SetWriteDeadline(time.Time{})
-	pk.h.returned.await(pk.conn, pk.h.idleTimeout())
+	pk.h.serveNext(pk.conn)
 }
 
 // recorder is the ResponseWriter that answers of parked polls are
@@ -253,10 +242,6 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(code int)        { r.status = code }
-
-type nopCloser struct{ *bytes.Buffer }
-
-func (nopCloser) Close() error { return nil }
 
 // returnedConns is the listener that yields parked connections back for
 // their next request.
@@ -300,22 +285,23 @@ type returnedAddr struct{}
 func (returnedAddr) Network() string { return "parked" }
 func (returnedAddr) String() string  { return "parked-connections" }
 
-// await waits, on the calling goroutine and as cheaply as a parked poll,
-// for the first byte of the connection's next request, then hands the
-// connection to the listener; it closes it after idle without a request.
-func (l *returnedConns) await(conn net.Conn, idle time.Duration) {
-	_ = conn.SetReadDeadline(time.Now().Add(idle))
-	var b [1]byte
-	if n, _ := conn.Read(b[:]); n == 0 { // idle too long, or gone
-		_ = conn.Close()
-		return
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	c := prefixed(conn, []byte{b[0]})
+// hand gives a connection to the listener, or closes it once the
+// listener is closed.
+func (l *returnedConns) hand(c net.Conn) {
 	select {
 	case l.conns <- c:
 	case <-l.done:
-		_ = conn.Close()
+		_ = c.Close()
+	}
+}
+
+// closed reports whether the listener was closed.
+func (l *returnedConns) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -329,8 +315,8 @@ func prefixed(c net.Conn, prefix []byte) net.Conn {
 	if len(prefix) == 0 {
 		return c
 	}
-	if p, ok := c.(*prefixedConn); ok {
-		p.prefix = append(p.prefix, prefix...)
+	if p, ok := c.(*prefixedConn); ok { // what was read came before what is left
+		p.prefix = append(prefix[:len(prefix):len(prefix)], p.prefix...)
 		return p
 	}
 	return &prefixedConn{Conn: c, prefix: prefix}

@@ -25,7 +25,10 @@ func parkedServer(t *testing.T, cfg httpapi.Config, popts poll.Options) (*node, 
 	cfg.Park = true
 	n := newNode(t, cfg, popts)
 	srv := httptest.NewServer(n.h)
-	back := &http.Server{Handler: n.h}
+	back := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.viaReturned.Add(1)
+		n.h.ServeHTTP(w, r)
+	})}
 	go back.Serve(n.h.Returned())
 	t.Cleanup(func() {
 		srv.Close()

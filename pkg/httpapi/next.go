@@ -1,0 +1,267 @@
+package httpapi
+
+// The next request on a parked connection.
+//
+// Once a parked poll is answered, its browser sends the next poll on the
+// same connection at once: under load, that is one request per delivered
+// message. Handing every such connection back to net/http (Returned) costs
+// a new server connection, its buffers, its request parsing, the
+// background read net/http starts for every request and the hijack that
+// stops it, for a request that is nearly always the same: GET /poll with
+// a handful of headers and no body.
+//
+// So the parked goroutine reads that request itself and, when it is such a
+// plain re-poll, serves it through the same handler (router, middleware,
+// CORS, token, limits) with a ResponseWriter of its own that can hijack;
+// a poll that has to wait parks again, one that can answer at once is
+// written here. Anything else (another path, a body, Expect, Upgrade,
+// "Connection: close", a head that does not fit one small buffer, bytes
+// after the head) goes to Returned untouched, with the bytes already read
+// replayed, and net/http serves it with its full rules and limits.
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// nextHeadBytes is the most of a request head served here; longer heads
+// go to Returned (whose server applies MaxHeaderBytes).
+const nextHeadBytes = 4096
+
+var headBufs = sync.Pool{New: func() any { b := make([]byte, nextHeadBytes); return &b }}
+
+// serveNext waits for the browser's next request on an answered
+// connection and serves it; it returns once the connection is parked
+// again, handed to Returned or closed.
+func (h *Handler) serveNext(conn net.Conn) {
+	defer func() {
+		if v := recover(); v != nil {
+			_ = conn.Close()
+			if v != http.ErrAbortHandler {
+				h.log.Error("panic serving a request on a parked connection", "panic", v)
+			}
+		}
+	}()
+	for {
+		req, replay, err := h.readNext(conn)
+		switch {
+		case err != nil:
+			_ = conn.Close()
+			return
+		case req == nil:
+			h.returned.hand(prefixed(conn, replay))
+			return
+		}
+		w := &nextWriter{conn: conn, rec: recorder{header: http.Header{}, status: http.StatusOK}}
+		h.ServeHTTP(w, req)
+		if w.hijacked {
+			return // parked again; its goroutine owns the connection
+		}
+		closeAfter := h.poller.Draining() || w.rec.header.Get("Connection") == "close"
+		if err := writeResponse(conn, &w.rec, closeAfter); err != nil || closeAfter {
+			_ = conn.Close()
+			return
+		}
+	}
+}
+
+// readNext waits, as cheaply as a parked poll (a one-byte read, no
+// buffer), for the next request; then reads its head within the read
+// header timeout. It returns the request when it is a plain re-poll, or
+// nil and the bytes read when Returned should serve it; an error when the
+// connection idled out, broke or was too slow.
+func (h *Handler) readNext(conn net.Conn) (*http.Request, []byte, error) {
+	if err := conn.SetReadDeadline(time.Now().Add(h.cfg.IdleTimeout)); err != nil {
+		return nil, nil, err
+	}
+	var first [1]byte
+	if _, err := conn.Read(first[:]); err != nil {
+		return nil, nil, err
+	}
+	if h.returned.closed() {
+		return nil, nil, net.ErrClosed
+	}
+	bp := headBufs.Get().(*[]byte)
+	defer headBufs.Put(bp)
+	buf := *bp
+	buf[0] = first[0]
+	n := 1
+	_ = conn.SetReadDeadline(time.Now().Add(h.cfg.ReadHeaderTimeout))
+	for {
+		if end := bytes.Index(buf[:n], []byte("\r\n\r\n")); end >= 0 {
+			_ = conn.SetReadDeadline(time.Time{})
+			if end+4 == n {
+				if req := parseRePoll(buf[:end+2], conn); req != nil {
+					return req, nil, nil
+				}
+			}
+			return nil, bytes.Clone(buf[:n]), nil
+		}
+		if n == len(buf) || bytes.Contains(buf[:n], []byte("\n\n")) {
+			_ = conn.SetReadDeadline(time.Time{})
+			return nil, bytes.Clone(buf[:n]), nil // long, or bare line feeds: net/http's to judge
+		}
+		m, err := conn.Read(buf[n:])
+		n += m
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// parseRePoll parses a request head (request line and header lines, each
+// ending in CRLF) when it is a plain re-poll: GET /poll over HTTP/1.1,
+// kept alive, with a Host and no body. Anything else, or anything
+// malformed, gives nil.
+func parseRePoll(head []byte, conn net.Conn) *http.Request {
+	s := string(head) // one copy; every string below is a slice of it
+	line, rest, _ := strings.Cut(s, "\r\n")
+	target, ok := strings.CutPrefix(line, "GET ")
+	if !ok {
+		return nil
+	}
+	target, ok = strings.CutSuffix(target, " HTTP/1.1")
+	if !ok || (target != "/poll" && !strings.HasPrefix(target, "/poll?")) || strings.ContainsAny(target, " \t#") {
+		return nil
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil
+	}
+	hdr := make(http.Header, 12)
+	for rest != "" {
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !validFieldName(name) || !validFieldValue(value) {
+			return nil
+		}
+		name = http.CanonicalHeaderKey(name)
+		value = strings.Trim(value, " \t")
+		switch name {
+		case "Content-Length":
+			if value != "0" {
+				return nil
+			}
+		case "Transfer-Encoding", "Expect", "Upgrade", "Http2-Settings":
+			return nil
+		case "Connection":
+			if !strings.EqualFold(value, "keep-alive") {
+				return nil
+			}
+		case "Host":
+			if len(hdr["Host"]) > 0 || !validHost(value) {
+				return nil
+			}
+		}
+		hdr[name] = append(hdr[name], value)
+	}
+	host := hdr.Get("Host")
+	if host == "" {
+		return nil
+	}
+	delete(hdr, "Host") // net/http moves it to Request.Host too
+	return &http.Request{
+		Method: http.MethodGet, URL: u, RequestURI: target, Host: host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: hdr, Body: http.NoBody, RemoteAddr: conn.RemoteAddr().String(),
+	}
+}
+
+// validFieldName reports whether s is an HTTP token (RFC 9110 5.1).
+func validFieldName(s string) bool { return alnumOr(s, "!#$%&'*+-.^_`|~") }
+
+// validHost accepts host[:port] names and bracketed IPv6 addresses.
+func validHost(s string) bool { return alnumOr(s, ".-_:[]") }
+
+// alnumOr reports whether s is not empty and has only ASCII letters,
+// digits and bytes of extra.
+func alnumOr(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validFieldValue rejects control characters other than tab, which
+// includes a value folded onto a next line.
+func validFieldValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// nextWriter is the ResponseWriter of a request served by serveNext: it
+// records the answer, and hands the connection over when the handler
+// parks the poll.
+type nextWriter struct {
+	conn     net.Conn
+	rec      recorder
+	hijacked bool
+}
+
+func (w *nextWriter) Header() http.Header         { return w.rec.header }
+func (w *nextWriter) Write(b []byte) (int, error) { return w.rec.Write(b) }
+func (w *nextWriter) WriteHeader(code int)        { w.rec.WriteHeader(code) }
+
+// Hijack implements http.Hijacker. Nothing was read past the request, so
+// the reader it returns holds nothing.
+func (w *nextWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.hijacked = true
+	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(w.conn, 16), bufio.NewWriterSize(w.conn, 16)), nil
+}
+
+// writeResponse writes a recorded answer on a connection as one HTTP/1.1
+// response, in one write.
+func writeResponse(conn net.Conn, rec *recorder, closeAfter bool) error {
+	hdr := rec.header
+	if closeAfter {
+		hdr.Set("Connection", "close")
+	}
+	if hdr.Get("Content-Type") == "" && rec.body.Len() > 0 {
+		hdr.Set("Content-Type", http.DetectContentType(rec.body.Bytes()))
+	}
+	b := make([]byte, 0, 512+rec.body.Len())
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(rec.status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(rec.status)...)
+	b = append(b, "\r\nDate: "...)
+	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(rec.body.Len()), 10)
+	b = append(b, "\r\n"...)
+	for name, values := range hdr {
+		if name == "Date" || name == "Content-Length" {
+			continue
+		}
+		for _, v := range values {
+			if strings.ContainsAny(v, "\r\n") {
+				continue // never from this package; never let one split the answer
+			}
+			b = append(b, name...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, rec.body.Bytes()...)
+	_ = conn.SetWriteDeadline(time.Now().Add(pollWriteMargin))
+	if _, err := conn.Write(b); err != nil {
+		return err
+	}
+	return conn.SetWriteDeadline(time.Time{})
+}

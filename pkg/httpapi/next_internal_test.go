@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const plainRePoll = "GET /poll?client=alice&since=3:7 HTTP/1.1\r\n" +
+	"Host: node.example:8080\r\n" +
+	"Origin: https://app.example\r\n" +
+	"Authorization: Bearer abc\r\n" +
+	"accept-language: en, de;q=0.5\r\n" +
+	"Connection: keep-alive\r\n" +
+	"X-Many: 1\r\nX-Many: 2\r\n\r\n"
+
+func TestParseRePoll(t *testing.T) {
+	req := parseHead(t, plainRePoll)
+	if req == nil {
+		t.Fatal("a plain re-poll was not taken")
+	}
+	if req.Host != "node.example:8080" || req.URL.Path != "/poll" || req.URL.Query().Get("since") != "3:7" ||
+		req.Header.Get("Origin") != "https://app.example" || req.Header.Get("Accept-Language") != "en, de;q=0.5" ||
+		len(req.Header["X-Many"]) != 2 || req.Header.Get("Host") != "" || req.RemoteAddr != "192.0.2.1:1234" {
+		t.Errorf("parsed %+v", req)
+	}
+
+	// Each of these is left to net/http.
+	for name, head := range map[string]string{
+		"post":              strings.Replace(plainRePoll, "GET", "POST", 1),
+		"head":              strings.Replace(plainRePoll, "GET", "HEAD", 1),
+		"another path":      strings.Replace(plainRePoll, "/poll?", "/polls?", 1),
+		"stream":            strings.Replace(plainRePoll, "/poll?", "/stream?", 1),
+		"http/1.0":          strings.Replace(plainRePoll, "HTTP/1.1", "HTTP/1.0", 1),
+		"absolute form":     strings.Replace(plainRePoll, "/poll?", "http://x/poll?", 1),
+		"no host":           strings.Replace(plainRePoll, "Host: node.example:8080\r\n", "", 1),
+		"two hosts":         strings.Replace(plainRePoll, "Origin", "Host: b\r\nOrigin", 1),
+		"bad host":          strings.Replace(plainRePoll, "node.example", "no/de", 1),
+		"close":             strings.Replace(plainRePoll, "keep-alive", "close", 1),
+		"upgrade":           strings.Replace(plainRePoll, "X-Many: 1", "Upgrade: websocket", 1),
+		"expect":            strings.Replace(plainRePoll, "X-Many: 1", "Expect: 100-continue", 1),
+		"chunked":           strings.Replace(plainRePoll, "X-Many: 1", "Transfer-Encoding: chunked", 1),
+		"body":              strings.Replace(plainRePoll, "X-Many: 1", "Content-Length: 3", 1),
+		"folded":            strings.Replace(plainRePoll, "\r\nX-Many: 2", "\r\n X-Many: 2", 1),
+		"no colon":          strings.Replace(plainRePoll, "X-Many: 2", "X-Many 2", 1),
+		"space before ':'":  strings.Replace(plainRePoll, "X-Many: 2", "X-Many : 2", 1),
+		"control in value":  strings.Replace(plainRePoll, "X-Many: 2", "X-Many: 2\x01", 1),
+		"space in target":   strings.Replace(plainRePoll, "since=3:7", "since=3 7", 1),
+		"fragment":          strings.Replace(plainRePoll, "since=3:7", "since=3:7#x", 1),
+		"two spaces":        strings.Replace(plainRePoll, "GET /", "GET  /", 1),
+		"lower-case method": strings.Replace(plainRePoll, "GET", "get", 1),
+	} {
+		if req := parseHead(t, head); req != nil {
+			t.Errorf("%s: taken; want it left to net/http", name)
+		}
+	}
+}
+
+// parseHead gives parseRePoll a head as readNext does: up to the CRLF
+// that ends the last header line.
+func parseHead(t testing.TB, head string) *http.Request {
+	t.Helper()
+	head = strings.TrimSuffix(head, "\r\n")
+	return parseRePoll([]byte(head), fakeConn{})
+}
+
+type fakeConn struct{ net.Conn }
+
+func (fakeConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1234} }
+
+// FuzzParseRePoll checks parseRePoll against net/http's own parser: what
+// it takes, net/http takes too, and reads the same way.
+func FuzzParseRePoll(f *testing.F) {
+	f.Add(plainRePoll)
+	f.Add("GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+	f.Add("GET /poll?client=a%20b&since= HTTP/1.1\r\nHost: [::1]:80\r\nContent-Length: 0\r\n\r\n")
+	f.Add("GET /poll?client=a HTTP/1.1\r\nHost: x\r\nX: a\tb\r\n\r\n")
+	f.Fuzz(func(t *testing.T, head string) {
+		i := strings.Index(head, "\r\n\r\n")
+		if i < 0 {
+			return
+		}
+		head = head[:i+4]
+		ours := parseRePoll([]byte(head[:i+2]), fakeConn{})
+		if ours == nil {
+			return
+		}
+		theirs, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+		if err != nil {
+			t.Fatalf("taken here, refused by net/http (%v): %q", err, head)
+		}
+		if theirs.Method != ours.Method || theirs.Host != ours.Host || theirs.RequestURI != ours.RequestURI ||
+			theirs.URL.String() != ours.URL.String() || theirs.Close || theirs.ContentLength > 0 {
+			t.Fatalf("read differently:\nnet/http %s %q host %q close %v length %d\nhere     %s %q host %q",
+				theirs.Method, theirs.URL, theirs.Host, theirs.Close, theirs.ContentLength, ours.Method, ours.URL, ours.Host)
+		}
+		for k, v := range theirs.Header {
+			if got := ours.Header[k]; strings.Join(got, "\n") != strings.Join(v, "\n") {
+				t.Fatalf("header %s: net/http %q, here %q, in %q", k, v, got, head)
+			}
+		}
+		if len(ours.Header) != len(theirs.Header) {
+			t.Fatalf("headers: net/http %v, here %v", theirs.Header, ours.Header)
+		}
+	})
+}
+
+// Bytes read back into a connection come before the ones it still had to
+// replay. (They used to be put after them, which garbled a request
+// pipelined behind a poll.)
+func TestPrefixedKeepsOrder(t *testing.T) {
+	c := prefixed(readerConn{r: strings.NewReader("-tail")}, []byte("GET /x"))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil || b[0] != 'G' {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	c = prefixed(c, b) // read one byte, then put it back
+	all, _ := io.ReadAll(c)
+	if string(all) != "GET /x-tail" {
+		t.Errorf("replayed %q; want %q", all, "GET /x-tail")
+	}
+}
+
+// readerConn is a connection that only reads.
+type readerConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c readerConn) Read(b []byte) (int, error) { return c.r.Read(b) }

@@ -1,0 +1,187 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/token"
+)
+
+// rawConn is one browser connection, written and read by hand.
+type rawConn struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialRaw(t *testing.T, url string) *rawConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rawConn{t: t, conn: conn, br: bufio.NewReader(conn)}
+}
+
+// poll sends a poll with the given extra header lines.
+func (c *rawConn) poll(client, since, headers string) {
+	c.t.Helper()
+	tok := token.Mint([]byte(tokenSecret), client, time.Now().Add(time.Hour))
+	c.send(fmt.Sprintf("GET /poll?client=%s&since=%s&token=%s HTTP/1.1\r\nHost: node\r\n%s\r\n", client, since, tok, headers))
+}
+
+func (c *rawConn) send(s string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.conn, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// answer reads the next response.
+func (c *rawConn) answer() (*http.Response, string) {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.t.Fatalf("reading the answer: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("reading the answer's body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// The re-polls of a browser are served on its parked connection, through
+// the same handler (CORS, token, request id, cursor headers), whether they
+// park again or answer at once; other requests go to Returned.
+func TestRePollsServedOnTheParkedConnection(t *testing.T) {
+	cfg := secured()
+	cfg.CORSOrigins = []string{"https://app.example"}
+	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 5 * time.Second})
+	c := dialRaw(t, srv.URL)
+	origin := "Origin: https://app.example\r\n"
+
+	c.poll("f", "", origin) // parks (net/http reads this first request)
+	waitHeld(t, n, 1)
+	n.do(publishReq(`<message to="f">one</message>`, "text/xml"))
+	resp, body := c.answer()
+	if resp.StatusCode != 200 || body != `[{"id":1,"data":"one"}]` {
+		t.Fatalf("first answer = %d %s", resp.StatusCode, body)
+	}
+
+	// Pending when the re-poll comes: answered at once, here.
+	n.do(publishReq(`<message to="f">two</message>`, "text/xml"))
+	c.poll("f", resp.Header.Get("Cometbox-Cursor"), origin+"X-Request-Id: re-poll-2\r\n")
+	resp, body = c.answer()
+	if resp.StatusCode != 200 || body != `[{"id":2,"data":"two"}]` {
+		t.Fatalf("re-poll = %d %s", resp.StatusCode, body)
+	}
+	for k, want := range map[string]string{
+		"Content-Type": "application/json", "Cache-Control": "no-store", "X-Request-Id": "re-poll-2",
+		"Access-Control-Allow-Origin": "https://app.example", "Vary": "Origin", "X-Content-Type-Options": "nosniff",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("re-poll answer header %s = %q; want %q", k, got, want)
+		}
+	}
+	if resp.Header.Get("Date") == "" || resp.ContentLength != int64(len(body)) || resp.Close {
+		t.Errorf("re-poll answer: Date %q, Content-Length %d for %d bytes, close %v",
+			resp.Header.Get("Date"), resp.ContentLength, len(body), resp.Close)
+	}
+
+	// Nothing pending: it parks again and is woken.
+	c.poll("f", resp.Header.Get("Cometbox-Cursor"), origin)
+	waitHeld(t, n, 1)
+	n.do(publishReq(`<message to="f">three</message>`, "text/xml"))
+	resp, body = c.answer()
+	if resp.StatusCode != 200 || body != `[{"id":3,"data":"three"}]` {
+		t.Fatalf("parked re-poll = %d %s", resp.StatusCode, body)
+	}
+
+	// Refusals come from the same handler, and keep the connection.
+	c.poll("f", resp.Header.Get("Cometbox-Cursor"), "Origin: https://evil.example\r\n")
+	if resp, body = c.answer(); resp.StatusCode != http.StatusForbidden || resp.Close {
+		t.Errorf("re-poll from an unlisted origin = %d %s, close %v; want 403", resp.StatusCode, body, resp.Close)
+	}
+	c.send("GET /poll?client=f&token=forged HTTP/1.1\r\nHost: node\r\n\r\n")
+	if resp, body = c.answer(); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("re-poll with a forged token = %d %s; want 403", resp.StatusCode, body)
+	}
+	if got := n.viaReturned.Load(); got != 0 {
+		t.Errorf("%d re-polls went through the second server; want 0", got)
+	}
+
+	// Anything else is net/http's: here a health check, then a re-poll
+	// asking to close.
+	c.send("GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")
+	if resp, body = c.answer(); resp.StatusCode != 200 {
+		t.Errorf("health check on the connection = %d %s", resp.StatusCode, body)
+	}
+	c.poll("f", "", "Connection: close\r\n")
+	if resp, body = c.answer(); resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("re-poll asking to close = %d %s, close %v", resp.StatusCode, body, resp.Close)
+	}
+	if got := n.viaReturned.Load(); got != 2 {
+		t.Errorf("%d requests went through the second server; want 2", got)
+	}
+}
+
+// A request pipelined behind a poll that would wait: the poll is answered
+// at once, and the request after it is served intact.
+func TestRequestPipelinedBehindAPoll(t *testing.T) {
+	n, srv := parkedServer(t, secured(), poll.Options{Timeout: 5 * time.Second})
+	c := dialRaw(t, srv.URL)
+	tok := token.Mint([]byte(tokenSecret), "pipe", time.Now().Add(time.Hour))
+	c.send("GET /poll?client=pipe&token=" + tok + " HTTP/1.1\r\nHost: node\r\n\r\n" +
+		"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")
+	if resp, body := c.answer(); resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("poll = %d %s; want an empty page at once", resp.StatusCode, body)
+	}
+	if resp, body := c.answer(); resp.StatusCode != 200 {
+		t.Fatalf("request behind it = %d %s; want the health check's 200", resp.StatusCode, body)
+	}
+	waitHeld(t, n, 0)
+}
+
+// A re-poll whose head comes in pieces is read whole; one that never ends
+// is cut at the read-header timeout.
+func TestRePollHeadInPieces(t *testing.T) {
+	cfg := secured()
+	cfg.ReadHeaderTimeout = 300 * time.Millisecond
+	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 200 * time.Millisecond})
+	c := dialRaw(t, srv.URL)
+	c.poll("pc", "", "")
+	if resp, body := c.answer(); resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("first poll = %d %s", resp.StatusCode, body)
+	}
+	tok := token.Mint([]byte(tokenSecret), "pc", time.Now().Add(time.Hour))
+	for _, piece := range []string{"G", "ET /poll?client=pc&token=" + tok, " HTTP/1.1\r\nHo", "st: node\r\n", "\r\n"} {
+		c.send(piece)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, body := c.answer(); resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("re-poll in pieces = %d %s", resp.StatusCode, body)
+	}
+	c.send("GET /poll?client=pc HTTP/1.1\r\n") // and never the rest
+	start := time.Now()
+	_ = c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.br.ReadByte(); err == nil {
+		t.Fatal("a head that never ends got an answer")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("cut after %v; want about the 300ms read-header timeout", d)
+	}
+	if got := n.viaReturned.Load(); got != 0 {
+		t.Errorf("%d requests went through the second server; want 0", got)
+	}
+	waitHeld(t, n, 0)
+}
