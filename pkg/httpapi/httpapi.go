@@ -100,6 +100,10 @@ type Handler struct {
 	assets   map[string]asset
 	returned *returnedConns
 	ids      *requestIDs
+
+	// rePoll is what the router runs for GET /poll, without the routing:
+	// re-polls read on parked connections (next.go) go straight to it.
+	rePoll http.Handler
 }
 
 // New returns the node's HTTP handler.
@@ -164,6 +168,7 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
 	}
 	h.mux = r
+	h.rePoll = middleware.Recoverer(h.observeRoute("/poll", secureHeaders(h.cors(http.HandlerFunc(h.poll)))))
 	return h
 }
 
@@ -175,7 +180,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // observe gives each request an id, and counts and logs it once
 // answered, labelled by its route pattern. It allocates as little as it
 // can: it runs for every poll.
-func (h *Handler) observe(next http.Handler) http.Handler {
+func (h *Handler) observe(next http.Handler) http.Handler { return h.observeRoute("", next) }
+
+// observeRoute is observe for a handler that is not behind the router:
+// route labels its requests.
+func (h *Handler) observeRoute(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -186,11 +195,14 @@ func (h *Handler) observe(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 
-		route := "other"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
+		label := route
+		if label == "" {
+			label = "other"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				label = rc.RoutePattern()
+			}
 		}
-		h.m.HTTPRequest(route, sw.code())
+		h.m.HTTPRequest(label, sw.code())
 		if h.log.Enabled(r.Context(), slog.LevelDebug) {
 			h.requestLogger(id, r).LogAttrs(r.Context(), slog.LevelDebug, "request",
 				slog.Int("status", sw.code()), slog.Duration("took", time.Since(start)))

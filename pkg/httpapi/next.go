@@ -11,8 +11,9 @@ package httpapi
 // a handful of headers and no body.
 //
 // So the parked goroutine reads that request itself and, when it is such a
-// plain re-poll, serves it through the same handler (router, middleware,
-// CORS, token, limits) with a ResponseWriter of its own that can hijack;
+// plain re-poll, serves it through the same handler as the router's GET
+// /poll (middleware, CORS, token, limits) with a ResponseWriter of its
+// own that can hijack;
 // a poll that has to wait parks again, one that can answer at once is
 // written here. Anything else (another path, a body, Expect, Upgrade,
 // "Connection: close", a head that does not fit one small buffer, bytes
@@ -60,7 +61,7 @@ func (h *Handler) serveNext(conn net.Conn) {
 			return
 		}
 		w := &nextWriter{conn: conn, rec: recorder{header: http.Header{}, status: http.StatusOK}}
-		h.ServeHTTP(w, req)
+		h.rePoll.ServeHTTP(w, req)
 		if w.hijacked {
 			return // parked again; its goroutine owns the connection
 		}

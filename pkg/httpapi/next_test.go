@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cometbox/cometbox/pkg/metrics"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/token"
 )
@@ -66,6 +70,8 @@ func (c *rawConn) answer() (*http.Response, string) {
 func TestRePollsServedOnTheParkedConnection(t *testing.T) {
 	cfg := secured()
 	cfg.CORSOrigins = []string{"https://app.example"}
+	reg := prometheus.NewRegistry()
+	cfg.M = metrics.New(reg)
 	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 5 * time.Second})
 	c := dialRaw(t, srv.URL)
 	origin := "Origin: https://app.example\r\n"
@@ -132,6 +138,17 @@ func TestRePollsServedOnTheParkedConnection(t *testing.T) {
 	}
 	if got := n.viaReturned.Load(); got != 2 {
 		t.Errorf("%d requests went through the second server; want 2", got)
+	}
+	// Counted under their route like any other request.
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP cometbox_http_requests_total HTTP requests answered, by route pattern and status code.
+# TYPE cometbox_http_requests_total counter
+cometbox_http_requests_total{code="200",route="/healthz"} 1
+cometbox_http_requests_total{code="200",route="/poll"} 4
+cometbox_http_requests_total{code="200",route="/publish"} 3
+cometbox_http_requests_total{code="403",route="/poll"} 2
+`), "cometbox_http_requests_total"); err != nil {
+		t.Error(err)
 	}
 }
 

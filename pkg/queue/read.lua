@@ -19,7 +19,8 @@ local cursorEpoch = ARGV[1]
 local ackTo, after = tonumber(ARGV[2]), tonumber(ARGV[3])
 local limit, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
 
-local epoch = redis.call('HGET', meta, 'e')
+local m = redis.call('HMGET', meta, 'e', 's', 'a')
+local epoch = m[1]
 if not epoch then
   -- No sequence: an empty queue. A cursor pointing into one means the
   -- sequence was lost (expired, or Redis restarted empty).
@@ -28,24 +29,26 @@ if not epoch then
   return {'', 1, reset, {}}
 end
 
-local seq = tonumber(redis.call('HGET', meta, 's'))
+local seq, acked = tonumber(m[2]), tonumber(m[3])
+local len = redis.call('LLEN', list)
 local reset = 0
 if (cursorEpoch ~= '' and cursorEpoch ~= epoch) or after > seq or ackTo > seq then
   reset = 1 -- a cursor from another life of the sequence: acknowledge nothing
-elseif ackTo > tonumber(redis.call('HGET', meta, 'a')) then
-  local len = redis.call('LLEN', list)
+elseif ackTo > acked then
   local drop = ackTo - (seq - len + 1) + 1
   if drop >= len then
-    redis.call('DEL', list)
+    if len > 0 then redis.call('DEL', list) end
+    len = 0
   elseif drop > 0 then
     redis.call('LTRIM', list, drop, -1)
+    len = len - drop
   end
   redis.call('HSET', meta, 'a', ackTo)
 end
 
 redis.call('EXPIRE', meta, ttl)
-redis.call('EXPIRE', list, ttl)
-local head = seq - redis.call('LLEN', list) + 1
+if len > 0 then redis.call('EXPIRE', list, ttl) end
+local head = seq - len + 1
 local start = head
 if reset == 0 and after + 1 > head then start = after + 1 end
 local entries = {}
