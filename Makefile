@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image bench run clean
+.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image bench bench-go run clean
 
 test: check test-go test-storm test-fuzz test-php test-web cross
 	@echo "make test: all suites passed"
@@ -66,6 +66,10 @@ build:
 ## image: the container image, version stamped (needs a Docker engine; not part of make test)
 image:
 	docker build --build-arg VERSION=$(VERSION) -t cometbox:$(VERSION) .
+
+## bench-go: the Go benchmarks of HEAD and of the working tree, compared by benchstat
+bench-go:
+	scripts/bench-go.sh
 
 ## bench: cometbox against Nchan side by side (docs/performance.md); about 25 minutes;
 ## installs nginx, libnginx-mod-nchan and redis-server when missing; not part of make test

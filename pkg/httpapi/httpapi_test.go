@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/cometbox/cometbox/internal/redistest"
@@ -46,16 +47,26 @@ const (
 func newNode(t testing.TB, cfg httpapi.Config, popts poll.Options) *node {
 	t.Helper()
 	mr, rdb := redistest.New(t)
-	q := queue.New(rdb, queue.Options{Cap: 5})
+	n := nodeOn(t, rdb, queue.Options{Cap: 5}, cfg, popts)
+	n.mr = mr
+	return n
+}
+
+// nodeOn is the whole HTTP stack over the Redis of rdb.
+func nodeOn(t testing.TB, rdb *redis.Client, qopts queue.Options, cfg httpapi.Config, popts poll.Options) *node {
+	t.Helper()
+	q := queue.New(rdb, qopts)
 	log := slog.New(slog.DiscardHandler)
 	n := notify.New(rdb, q.WakeChannel, log, nil, notify.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	qdone := make(chan struct{})
+	go func() { defer close(qdone); q.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-qdone })
 	p := poll.New(q, n.Watch, nil, popts)
 	cfg.Ready = func(ctx context.Context) error { return n.Ready() }
-	return &node{h: httpapi.New(q, p, cfg), poller: p, mr: mr}
+	return &node{h: httpapi.New(q, p, cfg), poller: p}
 }
 
 func (n *node) do(req *http.Request) *httptest.ResponseRecorder {

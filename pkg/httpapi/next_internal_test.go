@@ -7,6 +7,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/poll"
 )
 
 const plainRePoll = "GET /poll?client=alice&since=3:7 HTTP/1.1\r\n" +
@@ -131,3 +135,38 @@ type readerConn struct {
 }
 
 func (c readerConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+func BenchmarkParseRePoll(b *testing.B) {
+	head := []byte(strings.TrimSuffix(plainRePoll, "\r\n"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if parseRePoll(head, fakeConn{}) == nil {
+			b.Fatal("not taken")
+		}
+	}
+}
+
+// BenchmarkWriteAnswer renders and writes a parked poll's answer of one
+// message, as parked.finish does.
+func BenchmarkWriteAnswer(b *testing.B) {
+	h := New(nil, poll.New(nil, nil, nil, poll.Options{}), Config{})
+	pk := &parked{h: h, reqID: "3f2a9c1b-1k", allowOrigin: "https://app.example"}
+	page := message.Page{
+		Messages: []message.Queued{{ID: 8, JSON: []byte(`{"id":8,"data":"` + strings.Repeat("x", 64) + `"}`)}},
+		Next:     message.Cursor{Epoch: "k3v9", ID: 8},
+	}
+	conn := discardConn{}
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := pk.recorder()
+		h.writePage(rec, page)
+		if err := writeResponse(conn, rec, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (discardConn) SetWriteDeadline(time.Time) error { return nil }

@@ -18,48 +18,48 @@ import (
 	"github.com/cometbox/cometbox/pkg/token"
 )
 
-// rawConn is one browser connection, written and read by hand.
+// rawConn is one HTTP/1.1 connection, written and read by hand.
 type rawConn struct {
-	t    *testing.T
+	tb   testing.TB
 	conn net.Conn
 	br   *bufio.Reader
 }
 
-func dialRaw(t *testing.T, url string) *rawConn {
-	t.Helper()
+func dialRaw(tb testing.TB, url string) *rawConn {
+	tb.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return &rawConn{t: t, conn: conn, br: bufio.NewReader(conn)}
+	tb.Cleanup(func() { conn.Close() })
+	return &rawConn{tb: tb, conn: conn, br: bufio.NewReader(conn)}
 }
 
 // poll sends a poll with the given extra header lines.
 func (c *rawConn) poll(client, since, headers string) {
-	c.t.Helper()
+	c.tb.Helper()
 	tok := token.Mint([]byte(tokenSecret), client, time.Now().Add(time.Hour))
 	c.send(fmt.Sprintf("GET /poll?client=%s&since=%s&token=%s HTTP/1.1\r\nHost: node\r\n%s\r\n", client, since, tok, headers))
 }
 
 func (c *rawConn) send(s string) {
-	c.t.Helper()
+	c.tb.Helper()
 	if _, err := io.WriteString(c.conn, s); err != nil {
-		c.t.Fatal(err)
+		c.tb.Fatal(err)
 	}
 }
 
 // answer reads the next response.
 func (c *rawConn) answer() (*http.Response, string) {
-	c.t.Helper()
+	c.tb.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
-		c.t.Fatalf("reading the answer: %v", err)
+		c.tb.Fatalf("reading the answer: %v", err)
 	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		c.t.Fatalf("reading the answer's body: %v", err)
+		c.tb.Fatalf("reading the answer's body: %v", err)
 	}
 	return resp, string(b)
 }

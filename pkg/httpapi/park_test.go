@@ -173,7 +173,7 @@ func TestParkedConnectionIdles(t *testing.T) {
 	waitHeld(t, n, 0)
 }
 
-func waitHeld(t *testing.T, n *node, want int) {
+func waitHeld(t testing.TB, n *node, want int) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for n.poller.Held() != want {
