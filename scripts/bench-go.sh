@@ -5,7 +5,8 @@
 #
 #   scripts/bench-go.sh [BASE]     BASE: a git ref, default HEAD
 #
-# COUNT (default 8) runs of each; BENCH (default .) selects benchmarks.
+# COUNT (default 8) turns, each running both once; BENCH (default .)
+# selects benchmarks.
 # Needs redis-server for BenchmarkMessageCycle. Base commits from before the
 # benchmarks existed have none to run; pick a later one.
 set -euo pipefail
@@ -19,11 +20,22 @@ work=$(mktemp -d)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 git worktree add --detach "$work/base" "$BASE" >/dev/null 2>&1
 
-run() { # DIR OUT
-  (cd "$1" && go test -run '^$' -bench "$BENCH" -benchmem -count "$COUNT" "${PKGS[@]}") | tee "$2" | grep -E '^Benchmark' >&2 || true
+# Test binaries of both, run in turns, so that the machine's drift (other
+# load, frequency) falls on both alike.
+build() { # DIR TAG
+  for pkg in "${PKGS[@]}"; do
+    (cd "$1" && go test -c -o "$work/$2-$(basename "$pkg").test" "$pkg")
+  done
 }
-echo "== base: $(git rev-parse --short "$BASE")" >&2
-run "$work/base" "$work/base.txt"
-echo "== working tree" >&2
-run . "$work/new.txt"
+build "$work/base" base
+build . new
+echo "== base $(git rev-parse --short "$BASE") against the working tree, $COUNT turns" >&2
+for i in $(seq "$COUNT"); do
+  for tag in base new; do
+    for pkg in "${PKGS[@]}"; do
+      (cd "$pkg" && "$work/$tag-$(basename "$pkg").test" -test.run '^$' -test.bench "$BENCH" -test.benchmem -test.count 1) >>"$work/$tag.txt"
+    done
+  done
+  echo "turn $i of $COUNT done" >&2
+done
 go tool benchstat "base=$work/base.txt" "new=$work/new.txt"

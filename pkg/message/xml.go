@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // ParseXML reads a publish body in the XML format:
@@ -29,8 +30,12 @@ import (
 // the XML declaration, encodings other than UTF-8, invalid UTF-8, characters
 // XML forbids, elements inside <message>, anything after the root.
 func ParseXML(r io.Reader, lim Limits) (Batch, error) {
+	br := bodyReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
+	skipBOM(br)
 	p := &xmlParser{lim: lim.withDefaults()}
-	p.dec = xml.NewDecoder(skipBOM(r))
+	p.dec = xml.NewDecoder(br) // a ByteReader: the decoder reads it as is
 	p.dec.Strict = true
 	batch, err := p.parse()
 	if err != nil {
@@ -338,12 +343,14 @@ func firstWord(d xml.Directive) string {
 	return s
 }
 
+// bodyReaders are the buffers publish bodies are read through: one per
+// publish in flight, not one per publish.
+var bodyReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
+
 // skipBOM drops a leading UTF-8 byte order mark, which some editors and
 // XML writers emit.
-func skipBOM(r io.Reader) io.Reader {
-	br := bufio.NewReader(r)
+func skipBOM(br *bufio.Reader) {
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = br.Discard(3)
 	}
-	return br
 }
