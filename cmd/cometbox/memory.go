@@ -17,10 +17,11 @@ import (
 // collection runs, and the burst's garbage, its freed pages and the grown
 // stacks of the goroutines that parked stay resident. Every interval this
 // looks at how much was allocated; on the first quiet interval after a
-// busy one, or when many free pages are not yet returned, it collects and
-// returns them at once (debug.FreeOSMemory, about as costly as one normal
-// collection). Under steady load it does nothing: the runtime's own
-// pacing is right then.
+// busy one, or on a quiet one when many free pages are not yet returned,
+// it collects and returns them at once (debug.FreeOSMemory, about as
+// costly as one normal collection). Under load it does nothing: a forced
+// collection then would only add to the latency of the polls it serves,
+// and the runtime's own pacing and scavenger are right.
 func returnMemory(ctx context.Context, log *slog.Logger, interval time.Duration, threshold uint64) {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/allocs:bytes"},           // allocated since start
@@ -28,8 +29,7 @@ func returnMemory(ctx context.Context, log *slog.Logger, interval time.Duration,
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	var lastAllocs uint64
-	busy := false
+	r := memoryReturner{threshold: threshold}
 	for {
 		select {
 		case <-ctx.Done():
@@ -43,14 +43,28 @@ func returnMemory(ctx context.Context, log *slog.Logger, interval time.Duration,
 			}
 		}
 		allocs, free := samples[0].Value.Uint64(), samples[1].Value.Uint64()
-		quiet := allocs-lastAllocs < threshold/4
-		lastAllocs = allocs
-		settled := quiet && busy // the first quiet interval after a busy one
-		busy = !quiet
-		if free > threshold || settled {
+		if settled, ok := r.next(allocs, free); ok {
 			start := time.Now()
 			debug.FreeOSMemory()
 			log.Debug("returned memory to the OS", "free_bytes", free, "settled", settled, "took", time.Since(start))
 		}
 	}
+}
+
+// memoryReturner decides, one interval at a time, when to return memory.
+type memoryReturner struct {
+	threshold  uint64 // free bytes worth returning; a quarter of it allocated in an interval is busy
+	lastAllocs uint64
+	busy       bool // the last interval was busy
+}
+
+// next takes an interval's samples (bytes allocated since start, free
+// pages not returned) and reports whether to return memory now, and
+// whether because a busy spell just settled.
+func (r *memoryReturner) next(allocs, free uint64) (settled, ok bool) {
+	quiet := allocs-r.lastAllocs < r.threshold/4
+	r.lastAllocs = allocs
+	settled = quiet && r.busy
+	r.busy = !quiet
+	return settled, quiet && (settled || free > r.threshold)
 }
