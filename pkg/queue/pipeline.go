@@ -18,7 +18,7 @@ import (
 // between goroutines more), hundreds at a time in a burst.
 
 const (
-	pipelineWorkers = 8   // pipelines in flight at once
+	pipelineWorkers = 2   // pipelines in flight at once: one in Redis, one on its way
 	pipelineMax     = 256 // calls in one pipeline at most
 	pipelineTimeout = 5 * time.Second
 )
