@@ -134,6 +134,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
 		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
 	})
+	// Every request's context; cancelled when the shutdown grace period is
+	// over.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
 	h := httpapi.New(q, p, httpapi.Config{
 		PublishSecret:     cfg.PublishSecret,
 		TokenSecret:       []byte(cfg.TokenSecret),
@@ -148,6 +152,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		Park:              cfg.ParkPolls,
 		IdleTimeout:       cfg.IdleTimeout,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		BaseContext:       baseCtx,
 		Ready: func(ctx context.Context) error {
 			if err := rdb.client.Ping(ctx).Err(); err != nil {
 				return fmt.Errorf("redis: %w", err)
@@ -163,8 +168,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	baseCtx, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
 	newServer := func() *http.Server {
 		return &http.Server{
 			Handler:           h,

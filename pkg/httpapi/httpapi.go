@@ -74,6 +74,10 @@ type Config struct {
 	// ReadHeaderTimeout is how long the browser may then take to send the
 	// rest of that request's head (as http.Server's). Default: 5s.
 	ReadHeaderTimeout time.Duration
+	// BaseContext is the context of re-polls read on parked connections
+	// (the servers' BaseContext for every other request): cancelling it
+	// aborts their Redis calls. Default: context.Background().
+	BaseContext context.Context
 	// Demo serves the demo page at /demo/ with its demo-only publish and
 	// token routes. Never turn it on for a node the public can reach
 	// without also setting no publish secret you care about.
@@ -131,6 +135,9 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		cfg.ReadHeaderTimeout = 5 * time.Second
+	}
+	if cfg.BaseContext == nil {
+		cfg.BaseContext = context.Background()
 	}
 	h := &Handler{store: store, poller: poller, cfg: cfg, log: cfg.Log, m: cfg.M,
 		assets: loadAssets(cfg.Assets), returned: newReturnedConns(), ids: newRequestIDs()}

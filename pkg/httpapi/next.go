@@ -61,9 +61,14 @@ func (h *Handler) serveNext(conn net.Conn) {
 			return
 		}
 		w := &nextWriter{conn: conn, rec: recorder{header: http.Header{}, status: http.StatusOK}}
+		req = req.WithContext(h.cfg.BaseContext)
 		h.rePoll.ServeHTTP(w, req)
 		if w.hijacked {
 			return // parked again; its goroutine owns the connection
+		}
+		if !w.rec.wrote && req.Context().Err() != nil {
+			_ = conn.Close() // the node is shutting down; the handler gave no answer
+			return
 		}
 		closeAfter := h.poller.Draining() || w.rec.header.Get("Connection") == "close"
 		if err := writeResponse(conn, &w.rec, closeAfter); err != nil || closeAfter {
@@ -95,19 +100,27 @@ func (h *Handler) readNext(conn net.Conn) (*http.Request, []byte, error) {
 	buf[0] = first[0]
 	n := 1
 	_ = conn.SetReadDeadline(time.Now().Add(h.cfg.ReadHeaderTimeout))
-	for {
-		if end := bytes.Index(buf[:n], []byte("\r\n\r\n")); end >= 0 {
-			_ = conn.SetReadDeadline(time.Time{})
-			if end+4 == n {
-				if req := parseRePoll(buf[:end+2], conn); req != nil {
-					return req, nil, nil
-				}
+	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
+	for scanned := 0; ; {
+		for i := scanned; i < n; i++ {
+			if buf[i] != '\n' {
+				continue
 			}
-			return nil, bytes.Clone(buf[:n]), nil
+			if i == 0 || buf[i-1] != '\r' {
+				return nil, bytes.Clone(buf[:n]), nil // a bare line feed: net/http's to judge
+			}
+			if i >= 3 && buf[i-3] == '\r' && buf[i-2] == '\n' { // the blank line ending the head
+				if i+1 == n {
+					if req := parseRePoll(buf[:i-1], conn); req != nil {
+						return req, nil, nil
+					}
+				}
+				return nil, bytes.Clone(buf[:n]), nil // not a plain re-poll, or more behind it
+			}
 		}
-		if n == len(buf) || bytes.Contains(buf[:n], []byte("\n\n")) {
-			_ = conn.SetReadDeadline(time.Time{})
-			return nil, bytes.Clone(buf[:n]), nil // long, or bare line feeds: net/http's to judge
+		scanned = n
+		if n == len(buf) {
+			return nil, bytes.Clone(buf[:n]), nil // long: net/http applies its own limit
 		}
 		m, err := conn.Read(buf[n:])
 		n += m

@@ -170,3 +170,39 @@ type discardConn struct{ net.Conn }
 
 func (discardConn) Write(b []byte) (int, error)      { return len(b), nil }
 func (discardConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Connections handed over once the listener is closed, or waiting in it
+// when it closes, are closed. (A hand-over racing the close used to leave
+// the connection queued where nobody would accept it.)
+func TestReturnedConnsClosed(t *testing.T) {
+	for i := range 50 {
+		l := newReturnedConns()
+		queued, late := net.Pipe() // queued before the close
+		l.hand(queued)
+		_ = l.Close()
+		a, b := net.Pipe() // handed over after it
+		l.hand(a)
+		for name, peer := range map[string]net.Conn{"queued": late, "late": b} {
+			_ = peer.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
+				t.Fatalf("round %d: the %s connection: read %v; want it closed (EOF)", i, name, err)
+			}
+		}
+	}
+}
+
+// Like net/http, a status set after the body is ignored.
+func TestRecorderKeepsFirstStatus(t *testing.T) {
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	_, _ = rec.Write([]byte("[]"))
+	rec.WriteHeader(http.StatusInternalServerError)
+	if rec.status != http.StatusOK {
+		t.Errorf("status = %d after WriteHeader(500) following the body; want 200", rec.status)
+	}
+	rec = &recorder{header: http.Header{}, status: http.StatusOK}
+	rec.WriteHeader(http.StatusForbidden)
+	rec.WriteHeader(http.StatusTeapot)
+	if rec.status != http.StatusForbidden {
+		t.Errorf("status = %d; want the first, 403", rec.status)
+	}
+}

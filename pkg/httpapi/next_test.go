@@ -2,10 +2,13 @@ package httpapi_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +202,55 @@ func TestRePollHeadInPieces(t *testing.T) {
 	}
 	if got := n.viaReturned.Load(); got != 0 {
 		t.Errorf("%d requests went through the second server; want 0", got)
+	}
+	waitHeld(t, n, 0)
+}
+
+// A head with bare line feeds (which net/http accepts) is handed to
+// net/http at once, even one whose blank line is a CRLF. (It used to wait
+// for the read-header timeout and be cut.)
+func TestRePollBareLineFeeds(t *testing.T) {
+	cfg := secured()
+	cfg.ReadHeaderTimeout = 3 * time.Second
+	_, srv := parkedServer(t, cfg, poll.Options{Timeout: 100 * time.Millisecond})
+	for _, head := range []string{"GET /healthz HTTP/1.1\nHost: a\n\r\n", "GET /healthz HTTP/1.1\nHost: a\n\n"} {
+		c := dialRaw(t, srv.URL)
+		c.poll("lf", "", "")
+		if resp, body := c.answer(); resp.StatusCode != 200 || body != "[]" {
+			t.Fatalf("first poll = %d %s", resp.StatusCode, body)
+		}
+		c.send(head)
+		_ = c.conn.SetReadDeadline(time.Now().Add(time.Second))
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			t.Fatalf("%q: no answer within a second: %v", head, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%q = %d; want the health check's 200", head, resp.StatusCode)
+		}
+	}
+}
+
+// Once the node's base context is cancelled (the shutdown grace period is
+// over), a re-poll is not held: its connection is closed. (Re-polls used to
+// run on a context of their own, and parked.)
+func TestRePollAfterBaseContextCancelled(t *testing.T) {
+	cfg := secured()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg.BaseContext = ctx
+	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 5 * time.Second})
+	c := dialRaw(t, srv.URL)
+	c.poll("bc", "", "")
+	waitHeld(t, n, 1)
+	n.do(publishReq(`<message to="bc">one</message>`, "text/xml"))
+	resp, _ := c.answer()
+	cancel()
+	c.poll("bc", resp.Header.Get("Cometbox-Cursor"), "")
+	_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if b, err := c.br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("re-poll after the base context ended: read %q, %v; want the connection closed", b, err)
 	}
 	waitHeld(t, n, 0)
 }

@@ -236,12 +236,25 @@ func (pk *parked) send(rec *recorder, closeAfter bool) {
 type recorder struct {
 	header http.Header
 	status int
+	wrote  bool // the status is fixed
 	body   bytes.Buffer
 }
 
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(code int)        { r.status = code }
+func (r *recorder) Header() http.Header { return r.header }
+
+// Write implements http.ResponseWriter; the status is fixed from then on.
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.body.Write(b)
+}
+
+// WriteHeader implements http.ResponseWriter: like net/http, the first
+// status counts and one after the body is ignored.
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+}
 
 // returnedConns is the listener that yields parked connections back for
 // their next request.
@@ -271,10 +284,24 @@ func (l *returnedConns) Accept() (net.Conn, error) {
 	}
 }
 
-// Close implements net.Listener; connections returned later are closed.
+// Close implements net.Listener: connections handed over but not yet
+// accepted, and those handed over later, are closed.
 func (l *returnedConns) Close() error {
 	l.once.Do(func() { close(l.done) })
+	l.closeQueued()
 	return nil
+}
+
+// closeQueued closes the connections waiting to be accepted.
+func (l *returnedConns) closeQueued() {
+	for {
+		select {
+		case c := <-l.conns:
+			_ = c.Close()
+		default:
+			return
+		}
+	}
 }
 
 // Addr implements net.Listener.
@@ -288,8 +315,15 @@ func (returnedAddr) String() string  { return "parked-connections" }
 // hand gives a connection to the listener, or closes it once the
 // listener is closed.
 func (l *returnedConns) hand(c net.Conn) {
+	if l.closed() {
+		_ = c.Close()
+		return
+	}
 	select {
 	case l.conns <- c:
+		if l.closed() { // closed meanwhile: nobody may accept it now
+			l.closeQueued()
+		}
 	case <-l.done:
 		_ = c.Close()
 	}

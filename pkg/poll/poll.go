@@ -237,7 +237,9 @@ func (h *Held) Empty(outcome string) Result {
 
 // OnDrain sets the function called, once, when the node drains, with the
 // moment (spread over Options.DrainSpread) at which this poll should be
-// answered. If the node is draining already it is called at once.
+// answered. If the node is draining already it is called at once. It is
+// never called after Finish has returned; it may be called with the
+// Poller's lock held, so it must return at once and not call the Poller.
 func (h *Held) OnDrain(fn func(at time.Time)) {
 	p := h.p
 	p.mu.Lock()
@@ -469,16 +471,14 @@ func (p *Poller) Held() int { return int(p.held.Load()) }
 func (p *Poller) Drain() {
 	p.drainOnce.Do(func() {
 		close(p.draining)
+		// Under the lock, so that no poll is told after its Finish: by then
+		// its holder may have handed its connection on.
 		p.mu.Lock()
-		var held []*Held
+		defer p.mu.Unlock()
 		for h := range p.holding {
 			if h.onDrain != nil {
-				held = append(held, h)
+				h.drain()
 			}
-		}
-		p.mu.Unlock()
-		for _, h := range held {
-			h.drain()
 		}
 	})
 }

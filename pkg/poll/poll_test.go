@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -406,4 +407,41 @@ func TestAnsweredFromTheWakeUp(t *testing.T) {
 			t.Errorf("Poll(b) = %v after %d reads; want [1] after 2", ids(res.Page), f.reads-before)
 		}
 	})
+}
+
+// No poll is told of the drain once its Finish has returned: by then its
+// holder may have handed its connection to another request. (Drain used to
+// call the callbacks after letting go of its lock, racing Finish.)
+func TestDrainNeverAfterFinish(t *testing.T) {
+	f := newFake()
+	p := poll.New(f, f.subscribe, nil, poll.Options{Timeout: time.Minute})
+	const polls = 2000
+	helds := make([]*poll.Held, polls)
+	finished := make([]atomic.Bool, polls)
+	var late atomic.Int64
+	for i := range helds {
+		_, h, err := p.Hold(context.Background(), fmt.Sprint("c", i), message.Cursor{}, func(string) {})
+		if err != nil || h == nil {
+			t.Fatalf("hold %d: %v, held %v", i, err, h != nil)
+		}
+		h.OnDrain(func(time.Time) {
+			if finished[i].Load() {
+				late.Add(1)
+			}
+		})
+		helds[i] = h
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range polls { // while Drain goes through them
+			helds[i].Finish(metrics.OutcomeTimeout)
+			finished[i].Store(true)
+		}
+	}()
+	p.Drain()
+	<-done
+	if n := late.Load(); n > 0 {
+		t.Errorf("%d polls were told of the drain after their Finish returned", n)
+	}
 }
