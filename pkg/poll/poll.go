@@ -157,6 +157,9 @@ type Held struct {
 // a reset, or the node draining) it returns it and a nil *Held.
 // Otherwise it returns a *Held, which the caller must Finish.
 func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, wake func(payload string)) (Result, *Held, error) {
+	if err := ctx.Err(); err != nil { // gone already: hold nothing for it
+		return Result{Outcome: metrics.OutcomeGone}, nil, err
+	}
 	release, err := p.admit(client)
 	if err != nil {
 		return Result{}, nil, err

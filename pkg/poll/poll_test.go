@@ -445,3 +445,18 @@ func TestDrainNeverAfterFinish(t *testing.T) {
 		t.Errorf("%d polls were told of the drain after their Finish returned", n)
 	}
 }
+
+// A poll whose context has ended is not held, whatever the store would
+// answer. (It used to depend on the Redis client noticing the context.)
+func TestHoldAfterContextEnded(t *testing.T) {
+	f := newFake()
+	p := poll.New(f, f.subscribe, nil, poll.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, h, err := p.Hold(ctx, "c", message.Cursor{}, func(string) {}); h != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Hold after cancel: held %v, err %v; want nothing held and context.Canceled", h != nil, err)
+	}
+	if p.Held() != 0 || f.reads != 0 {
+		t.Errorf("held %d, reads %d; want 0 and 0", p.Held(), f.reads)
+	}
+}
