@@ -186,9 +186,8 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 
 	bg, cancelBg := context.WithCancel(context.Background())
 	defer cancelBg()
-	notifyDone, queueDone := make(chan struct{}), make(chan struct{})
+	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); _ = n.Run(bg) }()
-	go func() { defer close(queueDone); _ = q.Run(bg) }()
 	go returnMemory(bg, log, time.Second, 32<<20)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -234,7 +233,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	}
 	cancelBg()
 	<-notifyDone
-	<-queueDone
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

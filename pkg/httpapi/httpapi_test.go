@@ -61,9 +61,7 @@ func nodeOn(t testing.TB, rdb *redis.Client, qopts queue.Options, cfg httpapi.Co
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); n.Run(ctx) }()
-	qdone := make(chan struct{})
-	go func() { defer close(qdone); q.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; <-qdone })
+	t.Cleanup(func() { cancel(); <-done })
 	p := poll.New(q, n.Watch, nil, popts)
 	cfg.Ready = func(ctx context.Context) error { return n.Ready() }
 	return &node{h: httpapi.New(q, p, cfg), poller: p}

@@ -13,70 +13,92 @@ import (
 // calls. One round trip each costs a write and a read system call on both
 // sides and a pool connection for its duration; when a burst of polls
 // reads at once, the pool runs dry and calls time out. With
-// Options.Pipeline, callers hand their call to Run's workers, which send
-// whatever has gathered as one pipeline: alone under light load (one hop
-// between goroutines more), hundreds at a time in a burst.
+// Options.Pipeline, a caller queues its call and, when fewer than
+// pipelinesInFlight pipelines are on their way, sends whatever is queued
+// as one pipeline itself: alone under light load, with no hand-over
+// between goroutines; hundreds at a time in a burst, while the callers
+// that found no free slot wait for theirs to come back. A sender that
+// finds more queued when it is done hands them to a goroutine of their
+// own rather than keeping its caller waiting.
 
 const (
-	pipelineWorkers = 2   // pipelines in flight at once: one in Redis, one on its way
-	pipelineMax     = 256 // calls in one pipeline at most
-	pipelineTimeout = 5 * time.Second
+	pipelinesInFlight = 2   // one in Redis, one on its way
+	pipelineMax       = 256 // calls in one pipeline at most
+	pipelineTimeout   = 5 * time.Second
 )
 
 // pending is one call waiting for its pipeline.
 type pending struct {
 	call scriptCall
-	done chan *redis.Cmd // buffered: the worker never waits for the caller
+	done chan *redis.Cmd // buffered: the sender never waits for the caller
 }
 
-// Run sends the pipelines of Options.Pipeline until ctx ends. Without
-// that option it returns at once.
-func (q *Queue) Run(ctx context.Context) error {
-	if q.batches == nil {
-		return nil
+// enqueue queues p for the next pipeline and sends it unless enough
+// pipelines are on their way already.
+func (q *Queue) enqueue(ctx context.Context, p *pending) error {
+	select {
+	case q.batches <- p:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	done := make(chan struct{})
-	for range pipelineWorkers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			q.pipelines(ctx)
-		}()
-	}
-	for range pipelineWorkers {
-		<-done
+	if q.acquire() {
+		q.sendPipeline()
+		q.release()
 	}
 	return nil
 }
 
-func (q *Queue) pipelines(ctx context.Context) {
-	batch := make([]*pending, 0, pipelineMax)
-	calls := make([]scriptCall, 0, pipelineMax)
-	for {
-		batch, calls = batch[:0], calls[:0]
+// acquire takes a sending slot if one is free.
+func (q *Queue) acquire() bool {
+	select {
+	case q.senders <- struct{}{}:
+		return true
+	default:
+		return false // a sender on its way looks at the queue when done
+	}
+}
+
+// release frees a sending slot. Whoever found no slot while it was taken
+// queued a call this sender may not have seen: if calls are queued, a new
+// sender goes on with them.
+func (q *Queue) release() {
+	<-q.senders
+	if len(q.batches) > 0 && q.acquire() {
+		go func() {
+			for {
+				q.sendPipeline()
+				<-q.senders
+				if len(q.batches) == 0 || !q.acquire() {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// sendPipeline sends up to pipelineMax queued calls as one pipeline and
+// hands each its result. The caller holds a sending slot.
+func (q *Queue) sendPipeline() {
+	batch := make([]*pending, 0, 8)
+	calls := make([]scriptCall, 0, 8)
+gather:
+	for len(batch) < pipelineMax {
 		select {
 		case p := <-q.batches:
 			batch = append(batch, p)
-		case <-ctx.Done():
-			return
-		}
-	gather:
-		for len(batch) < pipelineMax {
-			select {
-			case p := <-q.batches:
-				batch = append(batch, p)
-			default:
-				break gather
-			}
-		}
-		for _, p := range batch {
 			calls = append(calls, p.call)
+		default:
+			break gather
 		}
-		pctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
-		cmds, _ := execScripts(pctx, q.rdb, calls, Durability{}) // no durability: never an error
-		cancel()
-		for i, p := range batch {
-			p.done <- cmds[i]
-		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
+	defer cancel()
+	cmds, _ := execScripts(ctx, q.rdb, calls, Durability{}) // no durability: never an error
+	for i, p := range batch {
+		p.done <- cmds[i]
 	}
 }
 
@@ -86,16 +108,14 @@ func (q *Queue) call(ctx context.Context, c scriptCall) *redis.Cmd {
 		return c.script.Run(ctx, q.rdb, c.keys, c.args...)
 	}
 	p := &pending{call: c, done: make(chan *redis.Cmd, 1)}
-	select {
-	case q.batches <- p:
-	case <-ctx.Done():
-		return failed(ctx, ctx.Err())
+	if err := q.enqueue(ctx, p); err != nil {
+		return failed(ctx, err)
 	}
 	select {
 	case cmd := <-p.done:
 		return cmd
 	case <-ctx.Done():
-		return failed(ctx, ctx.Err()) // the worker's answer is dropped
+		return failed(ctx, ctx.Err()) // the sender's answer is dropped
 	}
 }
 
@@ -104,10 +124,8 @@ func (q *Queue) callAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 	waiting := make([]*pending, len(calls))
 	for i, c := range calls {
 		waiting[i] = &pending{call: c, done: make(chan *redis.Cmd, 1)}
-		select {
-		case q.batches <- waiting[i]:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := q.enqueue(ctx, waiting[i]); err != nil {
+			return nil, err
 		}
 	}
 	cmds := make([]*redis.Cmd, len(calls))

@@ -62,8 +62,8 @@ type Options struct {
 	// Pipeline makes the script calls of concurrent requests (reads,
 	// acknowledgements, publishes) share pipelines: fewer round trips and
 	// system calls for the node and for Redis, and no pile-up on the
-	// connection pool when thousands of polls read at once. Run must be
-	// running. Default: false (each call is its own round trip).
+	// connection pool when thousands of polls read at once. Default:
+	// false (each call is its own round trip).
 	Pipeline bool
 }
 
@@ -125,7 +125,8 @@ type Queue struct {
 	rdb     Redis
 	opts    Options
 	now     func() time.Time
-	batches chan *pending // calls for Run's pipelines; nil without Options.Pipeline
+	batches chan *pending // calls waiting for a pipeline; nil without Options.Pipeline
+	senders chan struct{} // a slot per pipeline on its way
 }
 
 // New returns a Queue over rdb.
@@ -145,6 +146,7 @@ func New(rdb Redis, opts Options) *Queue {
 	q := &Queue{rdb: rdb, opts: opts, now: time.Now}
 	if opts.Pipeline {
 		q.batches = make(chan *pending, 4096)
+		q.senders = make(chan struct{}, pipelinesInFlight)
 	}
 	return q
 }

@@ -374,10 +374,7 @@ var (
 func TestPipelined(t *testing.T) {
 	_, rdb := redistest.New(t)
 	q := queue.New(rdb, queue.Options{Pipeline: true})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- q.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	ctx := context.Background()
 
 	const clients, each = 60, 5
 	var wg sync.WaitGroup
