@@ -21,11 +21,15 @@ func (h *Handler) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
 			hdr := w.Header()
-			hdr.Add("Vary", "Origin")
+			if len(hdr["Vary"]) == 0 {
+				hdr["Vary"] = varyOrigin
+			} else {
+				hdr.Add("Vary", "Origin")
+			}
 			switch {
 			case h.originAllowed(origin):
-				hdr.Set("Access-Control-Allow-Origin", origin)
-				hdr.Set("Access-Control-Expose-Headers", exposed)
+				hdr["Access-Control-Allow-Origin"] = []string{origin}
+				hdr["Access-Control-Expose-Headers"] = exposedNames
 			case r.Method == http.MethodGet && origin != "http://"+r.Host && origin != "https://"+r.Host:
 				h.writeError(w, r, jsonFormat, errCrossOrigin)
 				return

@@ -248,12 +248,27 @@ func (ids *requestIDs) next() string {
 // secureHeaders sets the headers every answer carries.
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		setSecureHeaders(w.Header())
 		next.ServeHTTP(w, r)
 	})
+}
+
+// Values of headers set on every answer, shared by all answers rather
+// than allocated for each: a header map never changes a slice it holds in
+// place (Set replaces it, Add appends to a slice already full).
+var (
+	noStore      = []string{"no-store"}
+	noSniff      = []string{"nosniff"}
+	noReferrer   = []string{"no-referrer"}
+	jsonType     = []string{"application/json"}
+	varyOrigin   = []string{"Origin"}
+	exposedNames = []string{exposed}
+)
+
+func setSecureHeaders(h http.Header) {
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	h["Referrer-Policy"] = noReferrer
 }
 
 // statusWriter remembers the status code; Unwrap keeps

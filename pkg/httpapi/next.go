@@ -23,6 +23,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,8 +61,7 @@ func (h *Handler) serveNext(conn net.Conn) {
 			h.returned.hand(prefixed(conn, replay))
 			return
 		}
-		w := &nextWriter{conn: conn, rec: recorder{header: http.Header{}, status: http.StatusOK}}
-		req = req.WithContext(h.cfg.BaseContext)
+		w := &nextWriter{conn: conn, rec: recorder{header: make(http.Header, 10), status: http.StatusOK}}
 		h.rePoll.ServeHTTP(w, req)
 		if w.hijacked {
 			return // parked again; its goroutine owns the connection
@@ -111,7 +111,7 @@ func (h *Handler) readNext(conn net.Conn) (*http.Request, []byte, error) {
 			}
 			if i >= 3 && buf[i-3] == '\r' && buf[i-2] == '\n' { // the blank line ending the head
 				if i+1 == n {
-					if req := parseRePoll(buf[:i-1], conn); req != nil {
+					if req := parseRePoll(h.cfg.BaseContext, buf[:i-1], conn); req != nil {
 						return req, nil, nil
 					}
 				}
@@ -134,7 +134,7 @@ func (h *Handler) readNext(conn net.Conn) (*http.Request, []byte, error) {
 // ending in CRLF) when it is a plain re-poll: GET /poll over HTTP/1.1,
 // kept alive, with a Host and no body. Anything else, or anything
 // malformed, gives nil.
-func parseRePoll(head []byte, conn net.Conn) *http.Request {
+func parseRePoll(ctx context.Context, head []byte, conn net.Conn) *http.Request {
 	s := string(head) // one copy; every string below is a slice of it
 	line, rest, _ := strings.Cut(s, "\r\n")
 	target, ok := strings.CutPrefix(line, "GET ")
@@ -181,11 +181,12 @@ func parseRePoll(head []byte, conn net.Conn) *http.Request {
 		return nil
 	}
 	delete(hdr, "Host") // net/http moves it to Request.Host too
-	return &http.Request{
+	req := http.Request{
 		Method: http.MethodGet, URL: u, RequestURI: target, Host: host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: hdr, Body: http.NoBody, RemoteAddr: conn.RemoteAddr().String(),
 	}
+	return req.WithContext(ctx) // the one copy that escapes
 }
 
 // validFieldName reports whether s is an HTTP token (RFC 9110 5.1).

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -68,7 +69,7 @@ func TestParseRePoll(t *testing.T) {
 func parseHead(t testing.TB, head string) *http.Request {
 	t.Helper()
 	head = strings.TrimSuffix(head, "\r\n")
-	return parseRePoll([]byte(head), fakeConn{})
+	return parseRePoll(context.Background(), []byte(head), fakeConn{})
 }
 
 type fakeConn struct{ net.Conn }
@@ -88,7 +89,7 @@ func FuzzParseRePoll(f *testing.F) {
 			return
 		}
 		head = head[:i+4]
-		ours := parseRePoll([]byte(head[:i+2]), fakeConn{})
+		ours := parseRePoll(context.Background(), []byte(head[:i+2]), fakeConn{})
 		if ours == nil {
 			return
 		}
@@ -140,7 +141,7 @@ func BenchmarkParseRePoll(b *testing.B) {
 	head := []byte(strings.TrimSuffix(plainRePoll, "\r\n"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if parseRePoll(head, fakeConn{}) == nil {
+		if parseRePoll(context.Background(), head, fakeConn{}) == nil {
 			b.Fatal("not taken")
 		}
 	}

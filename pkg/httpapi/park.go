@@ -207,16 +207,14 @@ func (pk *parked) finishError(err error) {
 }
 
 func (pk *parked) recorder() *recorder {
-	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	rec := &recorder{header: make(http.Header, 10), status: http.StatusOK}
 	hdr := rec.header
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("X-Request-Id", pk.reqID)
+	setSecureHeaders(hdr)
+	hdr["X-Request-Id"] = []string{pk.reqID}
 	if pk.allowOrigin != "" {
-		hdr.Set("Access-Control-Allow-Origin", pk.allowOrigin)
-		hdr.Set("Access-Control-Expose-Headers", exposed)
-		hdr.Set("Vary", "Origin")
+		hdr["Access-Control-Allow-Origin"] = []string{pk.allowOrigin}
+		hdr["Access-Control-Expose-Headers"] = exposedNames
+		hdr["Vary"] = varyOrigin
 	}
 	return rec
 }

@@ -78,8 +78,8 @@ func (h *Handler) authorizePoll(r *http.Request, client string) error {
 // that carry the cursor, a gap and a reset.
 func (h *Handler) writePage(w http.ResponseWriter, page message.Page) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cometbox-Cursor", page.Next.String())
+	hdr["Content-Type"] = jsonType
+	hdr["Cometbox-Cursor"] = []string{page.Next.String()}
 	if page.Gap != (message.Range{}) {
 		hdr.Set("Cometbox-Gap", page.Gap.String())
 		h.m.Gap()
