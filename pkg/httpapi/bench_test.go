@@ -42,7 +42,7 @@ func BenchmarkMessageCycle(b *testing.B) {
 		browser.send("GET /poll?client=bench&since=" + since + " HTTP/1.1\r\nHost: node\r\nOrigin: http://node\r\n\r\n")
 	}
 	repoll("")
-	waitHeld(b, n, 1)
+	waitWaiting(b, n, 1)
 	payload := strings.Repeat("x", 64)
 	b.ReportAllocs()
 	i := 0

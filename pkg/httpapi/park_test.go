@@ -65,10 +65,9 @@ func TestParkedPollKeepsTheConnection(t *testing.T) {
 	defer client.CloseIdleConnections()
 
 	go func() {
-		for n.poller.Held() == 0 {
-			time.Sleep(5 * time.Millisecond)
+		for n.poller.Waiting() == 0 {
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
 		n.do(publishReq(`<message to="p">parked</message>`, "text/xml"))
 	}()
 	status, body, hdr, _ := pollOn(t, client, srv.URL, "p", "")
@@ -171,6 +170,20 @@ func TestParkedConnectionIdles(t *testing.T) {
 		t.Errorf("idle connection closed after %v; want about the 300ms idle timeout", d)
 	}
 	waitHeld(t, n, 0)
+}
+
+// waitWaiting waits until want polls have read their queue, found
+// nothing and wait for a wake-up: parked, on a node that parks. (Held
+// counts them from their admission, before they read.)
+func waitWaiting(t testing.TB, n *node, want int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for n.poller.Waiting() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d polls waiting; want %d", n.poller.Waiting(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func waitHeld(t testing.TB, n *node, want int) {

@@ -468,6 +468,14 @@ func (p *Poller) admit(client string) (release func(), err error) {
 // Held returns how many polls and streams are being answered right now.
 func (p *Poller) Held() int { return int(p.held.Load()) }
 
+// Waiting returns how many polls wait for a wake-up: begun by Hold, read
+// with nothing to answer, not yet finished.
+func (p *Poller) Waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.holding)
+}
+
 // Drain makes every held poll answer with what it has within
 // Options.DrainSpread, and every new poll answer at once. It is safe to
 // call more than once.
