@@ -14,45 +14,15 @@ const { sleep, until, publish, connections, uniqueClient } = env;
 
 const skip = env.skipOrFail(["redis-server", "chromium", "node-binary"]);
 
-// snapshot reads what the page's client recorded.
-function snapshot(page) {
-  return page.evaluate(() => {
-    const H = window.H;
-    const cb = H.cb;
-    return {
-      msgs: H.msgs, errors: H.errors, states: H.states, gaps: H.gaps, resets: H.resets, roles: H.roles,
-      tokenCalls: H.tokenCalls,
-      state: cb && cb.state, transport: cb && cb.transport, role: cb && cb.role, cursor: cb && cb.cursor, url: cb && cb.url,
-    };
-  });
-}
-
-async function waitFor(page, pred, what, ms = 10000) {
-  let last;
-  try {
-    return await until(async () => {
-      last = await snapshot(page);
-      return pred(last) ? last : null;
-    }, ms, what);
-  } catch (e) {
-    e.message += "\npage state: " + JSON.stringify(last);
-    throw e;
-  }
-}
+const snapshot = env.pageState;
+const waitFor = env.waitForPage;
 
 describe("cometbox.js in Chromium against real nodes", { skip }, () => {
-  let redis, A, B, pages, browser;
+  let A, B, pages, browser;
   const contexts = [];
 
   before(async () => {
-    env.nodeBinary(); // a build failure stops here, before anything starts
-    [redis, pages] = await env.settle([env.startRedis(), env.startPageServer()]);
-    const args = ["-cors-origins", pages.origin, "-poll-timeout", "5s"];
-    [A, B, browser] = await env.settle([
-      env.startNode({ redis, name: "a", args }),
-      env.startNode({ redis, name: "b", args }),
-      env.launchChromium(),
-    ]);
+    ({ pages, A, B, browser } = await env.startRig(env.launchChromium));
   });
 
   after(() => env.stopAll());
@@ -67,12 +37,7 @@ describe("cometbox.js in Chromium against real nodes", { skip }, () => {
     return ctx;
   }
 
-  async function open(ctx, url) {
-    const page = await ctx.newPage();
-    await page.goto(url);
-    await page.waitForFunction(() => window.H && (window.H.loaded || window.H.loadError));
-    return page;
-  }
+  const open = env.openPage;
 
   // requests records the node requests a page makes.
   function requests(page) {

@@ -11,52 +11,19 @@ const { sleep, until, publish, connections, uniqueClient } = env;
 
 const skip = env.skipOrFail(["redis-server", "firefox", "node-binary"]);
 
-function snapshot(page) {
-  return page.evaluate(() => {
-    const H = window.H;
-    const cb = H.cb;
-    return {
-      msgs: H.msgs, errors: H.errors, resets: H.resets, gaps: H.gaps,
-      state: cb && cb.state, transport: cb && cb.transport, role: cb && cb.role, cursor: cb && cb.cursor, url: cb && cb.url,
-    };
-  });
-}
-
-async function waitFor(page, pred, what, ms = 10000) {
-  let last;
-  try {
-    return await until(async () => {
-      last = await snapshot(page);
-      return pred(last) ? last : null;
-    }, ms, what, 50);
-  } catch (e) {
-    e.message += "\npage state: " + JSON.stringify(last);
-    throw e;
-  }
-}
+const snapshot = env.pageState;
+const waitFor = (page, pred, what, ms = 10000) => env.waitForPage(page, pred, what, ms, 50);
 
 describe("cometbox.js in Firefox ESR against real nodes", { skip }, () => {
-  let redis, A, B, pages, browser;
+  let A, B, pages, browser;
 
   before(async () => {
-    env.nodeBinary(); // a build failure stops here, before anything starts
-    [redis, pages] = await env.settle([env.startRedis(), env.startPageServer()]);
-    const args = ["-cors-origins", pages.origin, "-poll-timeout", "5s"];
-    [A, B, browser] = await env.settle([
-      env.startNode({ redis, name: "a", args }),
-      env.startNode({ redis, name: "b", args }),
-      env.launchFirefox(),
-    ]);
+    ({ pages, A, B, browser } = await env.startRig(env.launchFirefox));
   });
 
   after(() => env.stopAll());
 
-  async function open(url, ctx) {
-    const page = await (ctx || browser).newPage();
-    await page.goto(url);
-    await page.waitForFunction(() => window.H && (window.H.loaded || window.H.loadError));
-    return page;
-  }
+  const open = (url, ctx) => env.openPage(ctx || browser, url);
 
   for (const transport of ["longpoll", "sse"]) {
     it(`${transport}: published through node A, received on node B, in order, once; a reload resumes without replay`, async () => {

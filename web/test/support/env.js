@@ -414,6 +414,61 @@ async function stopAll() {
   }
 }
 
+// The browser suites' common ground. Both drivers' pages (playwright-core
+// for Chromium, puppeteer-core for Firefox) have evaluate, goto and
+// waitForFunction.
+
+// startRig starts a redis-server, the page server (another origin) and
+// two nodes a and b that allow it, and launches a browser with launch.
+async function startRig(launch) {
+  nodeBinary(); // a build failure stops here, before anything starts
+  const [redis, pages] = await settle([startRedis(), startPageServer()]);
+  const args = ["-cors-origins", pages.origin, "-poll-timeout", "5s"];
+  const [A, B, browser] = await settle([
+    startNode({ redis, name: "a", args }),
+    startNode({ redis, name: "b", args }),
+    launch(),
+  ]);
+  return { redis, pages, A, B, browser };
+}
+
+// openPage opens url in a new page of target (a browser or a context)
+// and waits until the test page has loaded the client, or failed to.
+async function openPage(target, url) {
+  const page = await target.newPage();
+  await page.goto(url);
+  await page.waitForFunction(() => window.H && (window.H.loaded || window.H.loadError));
+  return page;
+}
+
+// pageState reads what the page's client recorded.
+function pageState(page) {
+  return page.evaluate(() => {
+    const H = window.H;
+    const cb = H.cb;
+    return {
+      msgs: H.msgs, errors: H.errors, states: H.states, gaps: H.gaps, resets: H.resets, roles: H.roles,
+      tokenCalls: H.tokenCalls,
+      state: cb && cb.state, transport: cb && cb.transport, role: cb && cb.role, cursor: cb && cb.cursor, url: cb && cb.url,
+    };
+  });
+}
+
+// waitForPage waits until pred holds of the page's state; on a timeout
+// the error tells the last state seen.
+async function waitForPage(page, pred, what, ms = 10000, every = 25) {
+  let last;
+  try {
+    return await until(async () => {
+      last = await pageState(page);
+      return pred(last) ? last : null;
+    }, ms, what, every);
+  } catch (e) {
+    e.message += "\npage state: " + JSON.stringify(last);
+    throw e;
+  }
+}
+
 let clientSeq = 0;
 // uniqueClient names a client no other test uses.
 function uniqueClient(prefix = "c") {
@@ -425,4 +480,5 @@ module.exports = {
   sleep, until, which, missing, skipOrFail, freePort, settle,
   startRedis, startNode, nodeBinary, publish, mintToken, connections,
   startPageServer, startBufferingProxy, launchChromium, launchFirefox, stopAll, uniqueClient,
+  startRig, openPage, pageState, waitForPage,
 };
