@@ -351,31 +351,8 @@ func (c *Comparison) WriteRedis(w io.Writer, phase string) {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(w, "- **%s** (%s, %.2f in all): %s\n", s.Label, phase, p.RedisPerDelivered, topCallsF(p.RedisCalls, 12))
+		fmt.Fprintf(w, "- **%s** (%s, %.2f in all): %s\n", s.Label, phase, p.RedisPerDelivered, rankCalls(p.RedisCalls, 12, "`%s` %.2f", 0.005))
 	}
-}
-
-func topCallsF(calls map[string]float64, n int) string {
-	type kv struct {
-		k string
-		v float64
-	}
-	var all []kv
-	for k, v := range calls {
-		if v >= 0.005 {
-			all = append(all, kv{k, v})
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || all[i].v == all[j].v && all[i].k < all[j].k })
-	var parts []string
-	for i, e := range all {
-		if i == n {
-			parts = append(parts, "...")
-			break
-		}
-		parts = append(parts, fmt.Sprintf("`%s` %.2f", e.k, e.v))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // WriteSVG draws p50 and p99 latency (log scale) against the offered

@@ -499,14 +499,28 @@ func WriteTable(w io.Writer, res *Result) {
 	}
 }
 
+// topCalls lists the n commands with the most calls per delivered message.
 func topCalls(calls map[string]int64, delivered float64, n int) string {
+	per := make(map[string]float64, len(calls))
+	for k, v := range calls {
+		per[k] = float64(v) / max(delivered, 1)
+	}
+	return rankCalls(per, n, "%s %.2f", 0)
+}
+
+// rankCalls lists the n largest values of calls, largest first (ties by
+// name), each printed with format from its name and value; values below
+// minimum are left out.
+func rankCalls(calls map[string]float64, n int, format string, minimum float64) string {
 	type kv struct {
 		k string
-		v int64
+		v float64
 	}
 	var all []kv
 	for k, v := range calls {
-		all = append(all, kv{k, v})
+		if v >= minimum {
+			all = append(all, kv{k, v})
+		}
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v || all[i].v == all[j].v && all[i].k < all[j].k })
 	var parts []string
@@ -515,7 +529,7 @@ func topCalls(calls map[string]int64, delivered float64, n int) string {
 			parts = append(parts, "...")
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%s %.2f", e.k, float64(e.v)/max(delivered, 1)))
+		parts = append(parts, fmt.Sprintf(format, e.k, e.v))
 	}
 	return strings.Join(parts, ", ")
 }
