@@ -69,6 +69,18 @@ func (c *rawConn) answer() (*http.Response, string) {
 	return resp, string(b)
 }
 
+// closed waits up to within for the node to close the connection and
+// says how long that took; data, or no close in time, fails the test.
+func (c *rawConn) closed(within time.Duration) time.Duration {
+	c.tb.Helper()
+	start := time.Now()
+	_ = c.conn.SetReadDeadline(start.Add(within))
+	if b, err := c.br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		c.tb.Fatalf("want the connection closed within %v; read %q, %v", within, b, err)
+	}
+	return time.Since(start)
+}
+
 // writtenByNode reports whether the next answer was written by the
 // node's own writer (a parked poll's answer, or a re-poll served on the
 // parked connection), which puts Date first, rather than by net/http,
@@ -204,12 +216,7 @@ func TestRePollHeadInPieces(t *testing.T) {
 		t.Fatalf("re-poll in pieces = %d %s", resp.StatusCode, body)
 	}
 	c.send("GET /poll?client=pc HTTP/1.1\r\n") // and never the rest
-	start := time.Now()
-	_ = c.conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if _, err := c.br.ReadByte(); err == nil {
-		t.Fatal("a head that never ends got an answer")
-	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := c.closed(3 * time.Second); d > 2*time.Second {
 		t.Errorf("cut after %v; want about the 300ms read-header timeout", d)
 	}
 	if got := n.viaReturned.Load(); got != 0 {
@@ -260,9 +267,6 @@ func TestRePollAfterBaseContextCancelled(t *testing.T) {
 	}
 	cancel()
 	c.poll("bc", "", "")
-	_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if b, err := c.br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("re-poll after the base context ended: read %q, %v; want the connection closed (held %d)", b, err, n.poller.Held())
-	}
+	c.closed(2 * time.Second)
 	waitHeld(t, n, 0)
 }

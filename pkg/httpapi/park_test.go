@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
-	"strings"
 	"testing"
 	"time"
 
@@ -150,23 +148,12 @@ func TestParkedConnectionIdles(t *testing.T) {
 	cfg := secured()
 	cfg.IdleTimeout = 300 * time.Millisecond
 	n, srv := parkedServer(t, cfg, poll.Options{Timeout: 200 * time.Millisecond})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	c := dialRaw(t, srv.URL)
+	c.poll("i", "", "")
+	if resp, body := c.answer(); resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("answer = %d %s", resp.StatusCode, body)
 	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /poll?client=i&token=%s HTTP/1.1\r\nHost: x\r\n\r\n", token.Mint([]byte(tokenSecret), "i", time.Now().Add(time.Hour)))
-	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	buf := make([]byte, 4096)
-	nr, err := conn.Read(buf)
-	if err != nil || !strings.HasPrefix(string(buf[:nr]), "HTTP/1.1 200 OK") || !strings.HasSuffix(string(buf[:nr]), "[]") {
-		t.Fatalf("answer = %q, %v", buf[:nr], err)
-	}
-	start := time.Now()
-	if _, err := conn.Read(buf); err == nil {
-		t.Fatal("idle connection got data")
-	}
-	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+	if d := c.closed(3 * time.Second); d < 200*time.Millisecond || d > 2*time.Second {
 		t.Errorf("idle connection closed after %v; want about the 300ms idle timeout", d)
 	}
 	waitHeld(t, n, 0)
