@@ -65,13 +65,8 @@ func (q *Queue) release() {
 	<-q.senders
 	if len(q.batches) > 0 && q.acquire() {
 		go func() {
-			for {
-				q.sendPipeline()
-				<-q.senders
-				if len(q.batches) == 0 || !q.acquire() {
-					return
-				}
-			}
+			q.sendPipeline()
+			q.release()
 		}()
 	}
 }
