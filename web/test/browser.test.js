@@ -18,11 +18,11 @@ const snapshot = env.pageState;
 const waitFor = env.waitForPage;
 
 describe("cometbox.js in Chromium against real nodes", { skip }, () => {
-  let A, B, pages, browser;
+  let redis, A, B, pages, browser;
   const contexts = [];
 
   before(async () => {
-    ({ pages, A, B, browser } = await env.startRig(env.launchChromium));
+    ({ redis, pages, A, B, browser } = await env.startRig(env.launchChromium));
   });
 
   after(() => env.stopAll());

@@ -15,10 +15,10 @@ const snapshot = env.pageState;
 const waitFor = (page, pred, what, ms = 10000) => env.waitForPage(page, pred, what, ms, 50);
 
 describe("cometbox.js in Firefox ESR against real nodes", { skip }, () => {
-  let A, B, pages, browser;
+  let redis, A, B, pages, browser;
 
   before(async () => {
-    ({ pages, A, B, browser } = await env.startRig(env.launchFirefox));
+    ({ redis, pages, A, B, browser } = await env.startRig(env.launchFirefox));
   });
 
   after(() => env.stopAll());
