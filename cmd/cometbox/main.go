@@ -70,6 +70,11 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	if gogc := getenv("GOGC"); gogc == "" {
+		debug.SetGCPercent(cfg.GCPercent)
+	} else {
+		log.Debug("GOGC is set; -gc-percent is not applied", "GOGC", gogc)
+	}
 	if err := serve(ctx, stopSignals, cfg, log); err != nil {
 		log.Error("exiting", "err", err)
 		return 1

@@ -40,7 +40,7 @@ func TestPrecedence(t *testing.T) {
 	if c.MaxBody != 2<<20 {
 		t.Errorf("MaxBody = %d; want 2MiB", c.MaxBody)
 	}
-	if c.Listen != ":8080" || c.QueueCap != 1000 || c.QueueTTL != 24*time.Hour || c.MaxMessage != 64<<10 {
+	if c.Listen != ":8080" || c.GCPercent != 400 || c.QueueCap != 1000 || c.QueueTTL != 24*time.Hour || c.MaxMessage != 64<<10 {
 		t.Errorf("defaults = %+v", c)
 	}
 	if len(warnings) != 1 || !strings.Contains(warnings[0], "COMETBOX_POLL_TIMOUT") {
@@ -61,6 +61,8 @@ func TestInvalid(t *testing.T) {
 		{[]string{"-max-body", "lots"}, nil, "size"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{[]string{"-key-prefix", "a{b}"}, nil, "-key-prefix"},
+		{[]string{"-gc-percent", "0"}, nil, "-gc-percent"},
+		{nil, map[string]string{"COMETBOX_GC_PERCENT": "-1"}, "-gc-percent"},
 	}
 	for _, tt := range tests {
 		getenv, environ := env(tt.env)

@@ -40,12 +40,15 @@ const nextHeadBytes = 4096
 var headBufs = sync.Pool{New: func() any { b := make([]byte, nextHeadBytes); return &b }}
 
 // serveNext waits for the browser's next request on an answered
-// connection and serves it; it returns once the connection is parked
-// again, handed to Returned or closed.
-func (h *Handler) serveNext(conn net.Conn) {
+// connection and serves it; it returns once the connection is handed to
+// Returned or closed (nil), or parked again: then it returns the parked
+// poll for the caller's goroutine to wait for, or nil when the poll has a
+// goroutine of its own.
+func (h *Handler) serveNext(conn net.Conn) (parkedAgain *parked) {
 	defer func() {
 		if v := recover(); v != nil {
 			_ = conn.Close()
+			parkedAgain = nil
 			if v != http.ErrAbortHandler {
 				h.log.Error("panic serving a request on a parked connection", "panic", v)
 			}
@@ -56,24 +59,29 @@ func (h *Handler) serveNext(conn net.Conn) {
 		switch {
 		case err != nil:
 			_ = conn.Close()
-			return
+			return nil
 		case req == nil:
 			h.returned.hand(prefixed(conn, replay))
-			return
+			return nil
 		}
-		w := &nextWriter{conn: conn, rec: recorder{header: make(http.Header, 10), status: http.StatusOK}}
+		w := &nextWriter{conn: conn, rec: newRecorder()}
 		h.rePoll.ServeHTTP(w, req)
+		freeHeader(req.Header) // nothing keeps a request once served
 		if w.hijacked {
-			return // parked again; its goroutine owns the connection
+			w.rec.free()
+			return w.parked // parked again; nil if its own goroutine owns the connection
 		}
 		if !w.rec.wrote && req.Context().Err() != nil {
+			w.rec.free()
 			_ = conn.Close() // the node is shutting down; the handler gave no answer
-			return
+			return nil
 		}
 		closeAfter := h.poller.Draining() || w.rec.header.Get("Connection") == "close"
-		if err := writeResponse(conn, &w.rec, closeAfter); err != nil || closeAfter {
+		err = writeResponse(conn, w.rec, closeAfter)
+		w.rec.free()
+		if err != nil || closeAfter {
 			_ = conn.Close()
-			return
+			return nil
 		}
 	}
 }
@@ -149,44 +157,62 @@ func parseRePoll(ctx context.Context, head []byte, conn net.Conn) *http.Request 
 	if err != nil {
 		return nil
 	}
-	hdr := make(http.Header, 12)
-	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !validFieldName(name) || !validFieldValue(value) {
-			return nil
-		}
-		name = http.CanonicalHeaderKey(name)
-		value = strings.Trim(value, " \t")
-		switch name {
-		case "Content-Length":
-			if value != "0" {
-				return nil
-			}
-		case "Transfer-Encoding", "Expect", "Upgrade", "Http2-Settings":
-			return nil
-		case "Connection":
-			if !strings.EqualFold(value, "keep-alive") {
-				return nil
-			}
-		case "Host":
-			if len(hdr["Host"]) > 0 || !validHost(value) {
-				return nil
-			}
-		}
-		hdr[name] = append(hdr[name], value)
-	}
-	host := hdr.Get("Host")
-	if host == "" {
+	hdr := headerMaps.Get().(http.Header)
+	host, ok := readRePollHeader(rest, hdr)
+	if !ok {
+		freeHeader(hdr)
 		return nil
 	}
-	delete(hdr, "Host") // net/http moves it to Request.Host too
 	req := http.Request{
 		Method: http.MethodGet, URL: u, RequestURI: target, Host: host,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: hdr, Body: http.NoBody, RemoteAddr: conn.RemoteAddr().String(),
 	}
 	return req.WithContext(ctx) // the one copy that escapes
+}
+
+// readRePollHeader reads the header lines of a plain re-poll into hdr and
+// returns its Host; ok is false for anything else.
+func readRePollHeader(lines string, hdr http.Header) (host string, ok bool) {
+	for lines != "" {
+		var line string
+		line, lines, _ = strings.Cut(lines, "\r\n")
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !validFieldName(name) || !validFieldValue(value) {
+			return "", false
+		}
+		name = http.CanonicalHeaderKey(name)
+		value = strings.Trim(value, " \t")
+		switch name {
+		case "Content-Length":
+			if value != "0" {
+				return "", false
+			}
+		case "Transfer-Encoding", "Expect", "Upgrade", "Http2-Settings":
+			return "", false
+		case "Connection":
+			if !strings.EqualFold(value, "keep-alive") {
+				return "", false
+			}
+		case "Host":
+			if len(hdr["Host"]) > 0 || !validHost(value) {
+				return "", false
+			}
+		}
+		hdr[name] = append(hdr[name], value)
+	}
+	host = hdr.Get("Host")
+	delete(hdr, "Host") // net/http moves it to Request.Host too
+	return host, host != ""
+}
+
+// headerMaps are the header maps of re-polls, reused once served: one
+// per delivered message otherwise.
+var headerMaps = sync.Pool{New: func() any { return make(http.Header, 12) }}
+
+func freeHeader(h http.Header) {
+	clear(h)
+	headerMaps.Put(h)
 }
 
 // validFieldName reports whether s is an HTTP token (RFC 9110 5.1).
@@ -223,8 +249,9 @@ func validFieldValue(s string) bool {
 // parks the poll.
 type nextWriter struct {
 	conn     net.Conn
-	rec      recorder
+	rec      *recorder
 	hijacked bool
+	parked   *parked // the poll parked on the hijacked connection, for serveNext's goroutine
 }
 
 func (w *nextWriter) Header() http.Header         { return w.rec.header }
@@ -238,6 +265,9 @@ func (w *nextWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(w.conn, 16), bufio.NewWriterSize(w.conn, 16)), nil
 }
 
+// responseBufs hold answers while they are written.
+var responseBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // writeResponse writes a recorded answer on a connection as one HTTP/1.1
 // response, in one write.
 func writeResponse(conn net.Conn, rec *recorder, closeAfter bool) error {
@@ -248,7 +278,13 @@ func writeResponse(conn net.Conn, rec *recorder, closeAfter bool) error {
 	if hdr.Get("Content-Type") == "" && rec.body.Len() > 0 {
 		hdr.Set("Content-Type", http.DetectContentType(rec.body.Bytes()))
 	}
-	b := make([]byte, 0, 512+rec.body.Len())
+	bp := responseBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= recorderKeep+512 {
+			responseBufs.Put(bp)
+		}
+	}()
+	b := (*bp)[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(rec.status), 10)
 	b = append(b, ' ')
@@ -274,6 +310,7 @@ func writeResponse(conn net.Conn, rec *recorder, closeAfter bool) error {
 	}
 	b = append(b, "\r\n"...)
 	b = append(b, rec.body.Bytes()...)
+	*bp = b
 	_ = conn.SetWriteDeadline(time.Now().Add(pollWriteMargin))
 	if _, err := conn.Write(b); err != nil {
 		return err

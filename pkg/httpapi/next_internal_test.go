@@ -141,9 +141,11 @@ func BenchmarkParseRePoll(b *testing.B) {
 	head := []byte(strings.TrimSuffix(plainRePoll, "\r\n"))
 	b.ReportAllocs()
 	for b.Loop() {
-		if parseRePoll(context.Background(), head, fakeConn{}) == nil {
+		req := parseRePoll(context.Background(), head, fakeConn{})
+		if req == nil {
 			b.Fatal("not taken")
 		}
+		freeHeader(req.Header) // as serveNext does once the request is served
 	}
 }
 
@@ -164,6 +166,33 @@ func BenchmarkWriteAnswer(b *testing.B) {
 		if err := writeResponse(conn, rec, false); err != nil {
 			b.Fatal(err)
 		}
+		rec.free()
+	}
+}
+
+// Recorders and re-poll header maps are reused; nothing of one answer or
+// request may show in the next.
+func TestReusedStartEmpty(t *testing.T) {
+	h := New(nil, poll.New(nil, nil, nil, poll.Options{}), Config{})
+	pk := &parked{h: h, reqID: "r1"}
+	gapPage := message.Page{Gap: message.Range{First: 1, Last: 4}, Reset: true, Next: message.Cursor{Epoch: "e", ID: 5}}
+	plain := strings.Replace(plainRePoll, "X-Many: 1\r\nX-Many: 2\r\n", "", 1)
+	for i := range 100 {
+		rec := pk.recorder()
+		if rec.status != http.StatusOK || rec.wrote || rec.body.Len() != 0 || rec.header.Get("Cometbox-Gap") != "" {
+			t.Fatalf("round %d: a reused recorder starts with status %d, wrote %v, body %q, header %v", i, rec.status, rec.wrote, rec.body.String(), rec.header)
+		}
+		h.writePage(rec, gapPage)
+		rec.WriteHeader(http.StatusTeapot)
+		rec.free()
+
+		first := parseHead(t, plainRePoll)
+		freeHeader(first.Header)
+		next := parseHead(t, plain)
+		if got := next.Header["X-Many"]; got != nil {
+			t.Fatalf("round %d: a re-poll without X-Many has %q from an earlier one", i, got)
+		}
+		freeHeader(next.Header)
 	}
 }
 

@@ -83,11 +83,31 @@ func (h *Handler) pollParked(w http.ResponseWriter, r *http.Request, client stri
 		// what it sent next.
 		extra, _ := rw.Reader.Peek(n)
 		pk.conn = prefixed(conn, bytes.Clone(extra))
-		pk.finish(held.Empty(metrics.OutcomeTimeout), false)
+		if next := pk.finish(held.Empty(metrics.OutcomeTimeout), false); next != nil {
+			startParked(w, next)
+		}
 		return
 	}
 	pk.conn, pk.raw = conn, conn
-	go pk.run()
+	startParked(w, pk)
+}
+
+// startParked gives a parked poll a goroutine to wait in: the one serving
+// the request when it is a re-poll on a parked connection (its stack has
+// grown already), otherwise a new one.
+func startParked(w http.ResponseWriter, pk *parked) {
+	for {
+		switch t := w.(type) {
+		case *nextWriter:
+			t.parked = pk
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			go pk.run()
+			return
+		}
+	}
 }
 
 // wake is called by the notifier (with its lock held) after each change
@@ -110,9 +130,22 @@ func (pk *parked) drain(at time.Time) {
 	}
 }
 
-// run waits on the parked connection until the poll is answered, then
-// keeps the connection for the browser's next request.
+// run is the goroutine of a parked connection: it waits for the poll's
+// answer, then serves the browser's next requests on the connection, and
+// waits for each next poll that parks on it, until the connection is
+// handed over or closed. Serving a re-poll takes a deep stack (the
+// handler chain, the Redis call), so one goroutine serving them all
+// grows its stack once, not once per message.
 func (pk *parked) run() {
+	for pk != nil {
+		pk = pk.wait()
+	}
+}
+
+// wait waits on the parked connection until the poll is answered, then
+// keeps the connection for the browser's next request. It returns the
+// next poll parked on the connection, if any, for the caller to wait for.
+func (pk *parked) wait() *parked {
 	pk.ready.Store(true)
 	pk.held.OnDrain(pk.drain)
 	var b [1]byte
@@ -121,39 +154,33 @@ func (pk *parked) run() {
 		n, err := pk.conn.Read(b[:])
 		if n > 0 { // a request before our answer: answer now, then serve it
 			pk.conn = prefixed(pk.conn, []byte{b[0]})
-			pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
-			return
+			return pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
 		}
 		if err != nil && !isTimeout(err) {
 			pk.held.Finish(metrics.OutcomeGone) // the browser hung up
 			_ = pk.conn.Close()
-			return
+			return nil
 		}
 		now := time.Now()
 		if at := pk.drainAt.Load(); at != 0 && now.UnixNano() >= at {
-			pk.finish(pk.held.Empty(metrics.OutcomeDrained), true)
-			return
+			return pk.finish(pk.held.Empty(metrics.OutcomeDrained), true)
 		}
 		if pk.woken.Swap(false) {
 			if p := pk.payload.Swap(nil); p != nil {
 				if res, ok := pk.held.FromWake(*p); ok {
-					pk.finish(res, false)
-					return
+					return pk.finish(res, false)
 				}
 			}
 			res, settled, err := pk.held.Recheck(context.Background())
 			if err != nil {
-				pk.finishError(err)
-				return
+				return pk.finishError(err)
 			}
 			if settled {
-				pk.finish(res, false)
-				return
+				return pk.finish(res, false)
 			}
 		}
 		if !now.Before(pk.held.Deadline()) {
-			pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
-			return
+			return pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
 		}
 	}
 }
@@ -189,25 +216,26 @@ func (pk *parked) waitHere(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish writes res on the connection and ends the poll. closeAfter (or
-// the node draining) closes the connection; otherwise it waits for the
-// browser's next request.
-func (pk *parked) finish(res poll.Result, closeAfter bool) {
+// the node draining) closes the connection; otherwise it serves the
+// browser's next requests, and returns the next poll that parks on the
+// connection, if one does.
+func (pk *parked) finish(res poll.Result, closeAfter bool) *parked {
 	rec := pk.recorder()
 	pk.h.writePage(rec, res.Page)
 	pk.held.Finish(res.Outcome)
-	pk.send(rec, closeAfter)
+	return pk.send(rec, closeAfter)
 }
 
 // finishError answers a parked poll whose re-read failed.
-func (pk *parked) finishError(err error) {
+func (pk *parked) finishError(err error) *parked {
 	rec := pk.recorder()
 	pk.h.renderError(rec, pk.h.log.With("req", pk.reqID, "method", "GET", "path", "/poll"), "/poll", jsonFormat, err)
 	pk.held.Finish(metrics.OutcomeError)
-	pk.send(rec, false)
+	return pk.send(rec, false)
 }
 
 func (pk *parked) recorder() *recorder {
-	rec := &recorder{header: make(http.Header, 10), status: http.StatusOK}
+	rec := newRecorder()
 	hdr := rec.header
 	setSecureHeaders(hdr)
 	hdr["X-Request-Id"] = []string{pk.reqID}
@@ -219,14 +247,17 @@ func (pk *parked) recorder() *recorder {
 	return rec
 }
 
-// send writes the recorded answer and then keeps or closes the connection.
-func (pk *parked) send(rec *recorder, closeAfter bool) {
+// send writes the recorded answer and then keeps or closes the
+// connection; it returns the next poll parked on it, if any.
+func (pk *parked) send(rec *recorder, closeAfter bool) *parked {
 	closeAfter = closeAfter || pk.h.poller.Draining()
-	if err := writeResponse(pk.conn, rec, closeAfter); err != nil || closeAfter {
+	err := writeResponse(pk.conn, rec, closeAfter)
+	rec.free()
+	if err != nil || closeAfter {
 		_ = pk.conn.Close()
-		return
+		return nil
 	}
-	pk.h.serveNext(pk.conn)
+	return pk.h.serveNext(pk.conn)
 }
 
 // recorder is the ResponseWriter that answers of parked polls are
@@ -236,6 +267,34 @@ type recorder struct {
 	status int
 	wrote  bool // the status is fixed
 	body   bytes.Buffer
+}
+
+// Recorders are reused: one answer per delivered message would otherwise
+// allocate a header map and a body each, and a node's garbage collection
+// cost grows with what it allocates.
+var recorders = sync.Pool{New: func() any { return &recorder{header: make(http.Header, 10)} }}
+
+// recorderKeep is the largest body a recorder keeps for reuse.
+const recorderKeep = 16 << 10
+
+// newRecorder returns an empty recorder with status 200; free it once its
+// answer is written.
+func newRecorder() *recorder {
+	r := recorders.Get().(*recorder)
+	r.status = http.StatusOK
+	return r
+}
+
+// free empties the recorder and returns it for reuse; it must not be used
+// after.
+func (r *recorder) free() {
+	clear(r.header)
+	r.wrote = false
+	if r.body.Cap() > recorderKeep {
+		return
+	}
+	r.body.Reset()
+	recorders.Put(r)
 }
 
 func (r *recorder) Header() http.Header { return r.header }

@@ -1,8 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/cometbox/cometbox/pkg/message"
@@ -74,6 +74,13 @@ func (h *Handler) authorizePoll(r *http.Request, client string) error {
 	return token.Verify(h.cfg.TokenSecret, client, tok, time.Now(), h.cfg.TokenLeeway)
 }
 
+var (
+	openBracket  = []byte("[")
+	comma        = []byte(",")
+	closeBracket = []byte("]")
+	emptyArray   = []byte("[]")
+)
+
 // writePage answers a poll: a JSON array of messages and the headers
 // that carry the cursor, a gap and a reset.
 func (h *Handler) writePage(w http.ResponseWriter, page message.Page) {
@@ -95,16 +102,27 @@ func (h *Handler) writePage(w http.ResponseWriter, page message.Page) {
 	for _, m := range page.Messages {
 		n += len(m.JSON) + 1
 	}
-	body := bytes.NewBuffer(make([]byte, 0, n))
-	body.WriteByte('[')
-	for i, m := range page.Messages {
-		if i > 0 {
-			body.WriteByte(',')
-		}
-		body.Write(m.JSON)
+	if len(page.Messages) > 0 {
+		n--
 	}
-	body.WriteByte(']')
-	if _, err := w.Write(body.Bytes()); err != nil {
+	hdr["Content-Length"] = []string{strconv.Itoa(n)}
+	// Written piece by piece: the writer buffers (net/http's, or the
+	// recorder of a parked poll), so no copy of the page is made here.
+	sep := openBracket
+	for _, m := range page.Messages {
+		if _, err := w.Write(sep); err != nil {
+			return
+		}
+		if _, err := w.Write(m.JSON); err != nil {
+			return
+		}
+		sep = comma
+	}
+	if len(page.Messages) == 0 {
+		if _, err := w.Write(emptyArray); err != nil {
+			return
+		}
+	} else if _, err := w.Write(closeBracket); err != nil {
 		return
 	}
 	now := time.Now()

@@ -67,7 +67,9 @@ type Options struct {
 	// SubscribeTimeout bounds the wait for a wake-up subscription.
 	// Default: 5s.
 	SubscribeTimeout time.Duration
-	// ReadTimeout bounds one read of the queue. Default: 5s.
+	// ReadTimeout bounds one read of the queue. Default: 5s. A poll's
+	// subscription and first read share one deadline, the sum of the
+	// two.
 	ReadTimeout time.Duration
 	// DrainSpread is the window over which held polls are answered when
 	// the node drains. Default: 3s.
@@ -167,9 +169,11 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	h := &Held{p: p, client: client, since: since, release: release, done: p.m.PollStarted()}
 	h.deadline = time.Now().Add(jitterDown(p.opts.Timeout, 0.1))
 
-	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
-	h.stop, err = p.subscribe(subCtx, client, wake) // subscribe first: no lost wake-ups
-	cancel()
+	// One deadline for the subscription and the first read: a timer and
+	// a context fewer per poll than one each.
+	opCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout+p.opts.ReadTimeout)
+	defer cancel()
+	h.stop, err = p.subscribe(opCtx, client, wake) // subscribe first: no lost wake-ups
 	if err != nil {
 		if ctx.Err() != nil {
 			h.Finish(metrics.OutcomeGone)
@@ -180,7 +184,7 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 		return Result{Outcome: metrics.OutcomeError}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
-	res, settled, err := h.Recheck(ctx)
+	res, settled, err := h.recheck(opCtx)
 	if err != nil || settled {
 		h.Finish(res.Outcome)
 		return res, nil, err
@@ -201,6 +205,11 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 func (h *Held) Recheck(ctx context.Context) (res Result, settled bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.p.opts.ReadTimeout)
 	defer cancel()
+	return h.recheck(ctx)
+}
+
+// recheck is Recheck within ctx's deadline.
+func (h *Held) recheck(ctx context.Context) (res Result, settled bool, err error) {
 	page, err := h.p.q.Read(ctx, h.client, h.since, h.p.opts.Limit)
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
