@@ -5,8 +5,13 @@ package httpapi
 // A held poll spends nearly all its life waiting. Kept in its net/http
 // handler, each one costs a goroutine whose stack the router, middleware
 // and Redis client have grown, plus the connection's read and write
-// buffers: about 30 kB. Parked, it is a small struct and a goroutine that
-// starts at 2 kB, blocked in a one-byte Read on the hijacked connection.
+// buffers: about 30 kB. Parked, it is a small struct and a goroutine
+// blocked in a one-byte Read on the hijacked connection: a new one (2 to
+// 4 kB of stack) for a poll that came through net/http; for a re-poll
+// served on a parked connection, the goroutine that served it, whose
+// stack has grown already (growing one per message cost 8 % of a loaded
+// node's CPU), until a quiet node's collections shrink it
+// (cmd/cometbox/memory.go).
 // That Read also notices a browser that hangs up. A wake-up, the poll
 // timeout and the drain all reach it the same way: by moving the
 // connection's read deadline, which makes the Read return.
@@ -33,10 +38,11 @@ import (
 	"github.com/cometbox/cometbox/pkg/poll"
 )
 
-// canPark reports whether a request's connection can be parked: plain
-// HTTP/1.1 that the client keeps alive.
+// canPark reports whether a request's connection can be parked: a GET
+// (a parked answer always has its body; HEAD is net/http's to answer)
+// over plain HTTP/1.1 that the client keeps alive.
 func canPark(r *http.Request) bool {
-	return r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && r.TLS == nil
+	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && r.TLS == nil
 }
 
 // parked is one poll waiting on a hijacked connection.

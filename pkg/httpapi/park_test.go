@@ -200,3 +200,32 @@ func TestParkFallsBackWithoutHijack(t *testing.T) {
 		t.Fatalf("poll = %d %s", rec.Code, rec.Body)
 	}
 }
+
+// A HEAD poll that has to wait is answered with headers only, and the
+// connection carries the next request. (HEAD polls used to park, and the
+// parked answer carried its body: the next response read on the
+// connection began with it.)
+func TestHeadPollThatWaits(t *testing.T) {
+	n, srv := parkedServer(t, secured(), poll.Options{Timeout: 5 * time.Second})
+	c := dialRaw(t, srv.URL)
+	go func() {
+		for n.poller.Waiting() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		n.do(publishReq(`<message to="h">headed</message>`, "text/xml"))
+	}()
+	tok := token.Mint([]byte(tokenSecret), "h", time.Now().Add(time.Hour))
+	c.send("HEAD /poll?client=h&token=" + tok + " HTTP/1.1\r\nHost: node\r\n\r\n")
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(c.br, &http.Request{Method: "HEAD"})
+	if err != nil {
+		t.Fatalf("reading the HEAD answer: %v", err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Cometbox-Cursor") == "" {
+		t.Fatalf("HEAD poll = %d, cursor %q", resp.StatusCode, resp.Header.Get("Cometbox-Cursor"))
+	}
+	c.send("GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")
+	if resp, body := c.answer(); resp.StatusCode != 200 {
+		t.Fatalf("the request after a HEAD poll = %d %q", resp.StatusCode, body)
+	}
+}
