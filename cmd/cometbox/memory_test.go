@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"runtime/metrics"
+	"sync"
+	"testing"
+)
 
 // Memory is returned when a busy spell settles, or when a quiet node has
 // many free pages; never while the node is busy, however much is free (a
@@ -28,4 +32,47 @@ func TestMemoryReturner(t *testing.T) {
 				i, step.allocated/mb, step.free/mb, got, step.want)
 		}
 	}
+}
+
+// Goroutines that wait with a stack grown by earlier work (as a parked
+// poll's goroutine does after serving a re-poll) get it shrunk: one
+// collection only halves a stack, so shrinkStacks collects until they
+// stop shrinking.
+func TestShrinkStacks(t *testing.T) {
+	const waiters = 500
+	release := make(chan struct{})
+	var grown, done sync.WaitGroup
+	grown.Add(waiters)
+	done.Add(waiters)
+	for range waiters {
+		go func() {
+			defer done.Done()
+			growStack(200) // tens of kB of stack, then back to a shallow wait
+			grown.Done()
+			<-release
+		}()
+	}
+	grown.Wait()
+	defer func() { close(release); done.Wait() }()
+
+	stacks := []metrics.Sample{{Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(stacks)
+	before := stacks[0].Value.Uint64()
+	after := shrinkStacks(stacks)
+	// Each waiter had at least 32 kB; shrunk by 4 halvings, 2 to 4 kB.
+	if after > before/4 {
+		t.Errorf("stacks %d kB before, %d kB after shrinkStacks; want a quarter or less", before>>10, after>>10)
+	}
+}
+
+// growStack recurses depth times with a frame of over 100 bytes each.
+//
+//go:noinline
+func growStack(depth int) byte {
+	var pad [128]byte
+	pad[depth%len(pad)] = byte(depth)
+	if depth == 0 {
+		return pad[0]
+	}
+	return growStack(depth-1) + pad[depth%len(pad)]
 }

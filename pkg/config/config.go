@@ -131,7 +131,7 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz at 503 before closing the listener, for load balancers to notice")
 	fs.DurationVar(&c.DrainSpread, "drain-spread", 3*time.Second, "on SIGTERM, held polls are answered with [] spread over this window")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, the most time allowed for in-flight requests after the drain delay")
-	fs.IntVar(&c.GCPercent, "gc-percent", 400, "the Go garbage collector's GOGC: how much the heap grows, in %, before the next collection. A node's live heap is small and each collection scans every held poll, so collecting less often saves CPU under load; a quiet node returns its memory anyway. The GOGC environment variable, when set, wins")
+	fs.IntVar(&c.GCPercent, "gc-percent", 400, "the Go garbage collector's GOGC: how much the heap grows, in %, before the next collection. A node's live heap is small and each collection scans every held poll, so collecting less often saves CPU under load, for a heap up to (1 + N/100) times the live one; a node that turns quiet collects and returns memory at once. Set GOMEMLIMIT to cap the heap. The GOGC environment variable, when set, wins")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")

@@ -31,6 +31,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cometbox/cometbox/pkg/metrics"
 )
 
 // nextHeadBytes is the most of a request head served here; longer heads
@@ -45,9 +47,13 @@ var headBufs = sync.Pool{New: func() any { b := make([]byte, nextHeadBytes); ret
 // poll for the caller's goroutine to wait for, or nil when the poll has a
 // goroutine of its own.
 func (h *Handler) serveNext(conn net.Conn) (parkedAgain *parked) {
+	var w *nextWriter
 	defer func() {
 		if v := recover(); v != nil {
 			_ = conn.Close()
+			if w != nil && w.parked != nil { // parked, then the chain panicked: nobody waits for it
+				w.parked.held.Finish(metrics.OutcomeGone)
+			}
 			parkedAgain = nil
 			if v != http.ErrAbortHandler {
 				h.log.Error("panic serving a request on a parked connection", "panic", v)
@@ -64,12 +70,12 @@ func (h *Handler) serveNext(conn net.Conn) (parkedAgain *parked) {
 			h.returned.hand(prefixed(conn, replay))
 			return nil
 		}
-		w := &nextWriter{conn: conn, rec: newRecorder()}
+		w = &nextWriter{conn: conn, rec: newRecorder()}
 		h.rePoll.ServeHTTP(w, req)
 		freeHeader(req.Header) // nothing keeps a request once served
 		if w.hijacked {
 			w.rec.free()
-			return w.parked // parked again; nil if its own goroutine owns the connection
+			return w.parked // parked again; nil if a writer in the chain hid w and the poll got a goroutine of its own
 		}
 		if !w.rec.wrote && req.Context().Err() != nil {
 			w.rec.free()
@@ -287,6 +293,9 @@ func writeResponse(conn net.Conn, rec *recorder, closeAfter bool) error {
 			responseBufs.Put(bp)
 		}
 	}()
+	if need := 512 + rec.body.Len(); cap(*bp) < need {
+		*bp = make([]byte, 0, need)
+	}
 	b := (*bp)[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(rec.status), 10)

@@ -67,9 +67,10 @@ type Options struct {
 	// SubscribeTimeout bounds the wait for a wake-up subscription.
 	// Default: 5s.
 	SubscribeTimeout time.Duration
-	// ReadTimeout bounds one read of the queue. Default: 5s. A poll's
-	// subscription and first read share one deadline, the sum of the
-	// two.
+	// ReadTimeout bounds one read of the queue. Default: 5s. Hold gives a
+	// poll's subscription and first read one deadline, the sum of the
+	// two (one timer instead of two per poll), so either may take longer
+	// than its own bound when the other was quick.
 	ReadTimeout time.Duration
 	// DrainSpread is the window over which held polls are answered when
 	// the node drains. Default: 3s.
