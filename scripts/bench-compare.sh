@@ -17,6 +17,10 @@
 #        RUNS=1 SUBS=2000 SHORT=1 SKIP_HOLD=1 scripts/bench-compare.sh   (a 4-minute look)
 #        RUNS=0 scripts/bench-compare.sh    (only the hold checks)
 # Environment: RUNS SUBS WORKERS PUBLISHERS OUT SHORT SKIP_HOLD SKIP_NCHAN
+#   SWEEP        the phases both servers run (default below); BATCH the
+#                phases only cometbox runs after them (empty: none). E.g.
+#                SWEEP=r2000=2000/1/10s BATCH= RUNS=5 SKIP_HOLD=1 measures
+#                latency at 2,000 msg/s alone, five times over
 #   NODE_REF     the commit whose node to build and measure (default HEAD,
 #                extracted with git archive, so uncommitted changes in the
 #                work tree are not measured); NODE_REF=worktree builds the
@@ -40,14 +44,16 @@ OUT=${OUT:-${TMPDIR:-/tmp}/cometbox-bench/$STAMP}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
 
 # phases: NAME=RATE/BATCH/DURATION (see cometbox-bench run -h)
-if [ "$SHORT" = 1 ]; then
+if [ -n "${SWEEP+set}" ]; then
+  BATCH=${BATCH-}
+elif [ "$SHORT" = 1 ]; then
   SWEEP="r1000=1000/1/3s,r2000=2000/1/4s,r4000=4000/1/3s,max1=max/1/5s/16,max1p64=max/1/5s/64"
-  BATCH="batch100=max/100/4s/16"
+  BATCH=${BATCH-batch100=max/100/4s/16}
 else
   # paced phases use PUBLISHERS connections, the max-rate phases 16 and
   # 64; the comparison takes each server's best one-message phase
   SWEEP="r1000=1000/1/6s,r2000=2000/1/10s,r4000=4000/1/6s,r6000=6000/1/6s,r8000=8000/1/6s,max1=max/1/15s/16,max1p64=max/1/15s/64"
-  BATCH="batch100=max/100/10s/16"
+  BATCH=${BATCH-batch100=max/100/10s/16}
 fi
 
 log() { printf '%s bench-compare: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -228,7 +234,7 @@ log "commit $COMMIT; node binary $CBBIN; $(nproc) CPUs; open-file limit $(ulimit
   echo "go: $(go version)"
   echo "redis: $(redis-server --version)"
   [ "$SKIP_NCHAN" = 1 ] || echo "nginx: $("$NGINX" -v 2>&1); nchan: $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')"
-  echo "subs: $SUBS; publishers: $PUBLISHERS; runs: $RUNS; phases: $SWEEP,$BATCH (cometbox) / $SWEEP (nchan)"
+  echo "subs: $SUBS; publishers: $PUBLISHERS; runs: $RUNS; phases: $SWEEP${BATCH:+,$BATCH} (cometbox) / $SWEEP (nchan)"
 } >"$OUT/machine.txt"
 
 bench() { # LABEL JSON ARGS...
@@ -254,7 +260,7 @@ for run in $(seq "$RUNS"); do
   start_redis "$s"
   start_node "$s" node1
   bench cometbox "$d/cometbox.json" -target cometbox -url "$NODE_URL" -subs "$SUBS" \
-    -phases "$SWEEP,$BATCH" -pid "node=$NODE_PID" -pid "redis=$REDIS_PID" -redis "127.0.0.1:$REDIS_PORT"
+    -phases "$SWEEP${BATCH:+,$BATCH}" -pid "node=$NODE_PID" -pid "redis=$REDIS_PID" -redis "127.0.0.1:$REDIS_PORT"
   stop_started
 
   if [ "$SKIP_NCHAN" != 1 ]; then
