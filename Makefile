@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image bench bench-go run clean
+.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image bench bench-go bench-profile run clean
 
 test: check test-go test-storm test-fuzz test-php test-web cross
 	@echo "make test: all suites passed"
@@ -70,6 +70,11 @@ image:
 ## bench-go: the Go benchmarks of HEAD and of the working tree, compared by benchstat
 bench-go:
 	scripts/bench-go.sh
+
+## bench-profile: a CPU profile of one node under the load tool at its max rate
+## (scripts/bench-profile.sh [PHASES] for other phases and profiles)
+bench-profile:
+	scripts/bench-profile.sh
 
 ## bench: cometbox against Nchan side by side (docs/performance.md); about 25 minutes;
 ## installs nginx, libnginx-mod-nchan and redis-server when missing; not part of make test
