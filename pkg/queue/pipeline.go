@@ -13,7 +13,7 @@ import (
 // calls. One round trip each costs a write and a read system call on both
 // sides and a pool connection for its duration; when a burst of polls
 // reads at once, the pool runs dry and calls time out. With
-// Options.Pipeline, a caller queues its call and, when fewer than
+// Options.Pipeline, a caller queues its calls and, when fewer than
 // pipelinesInFlight pipelines are on their way, sends whatever is queued
 // as one pipeline itself: alone under light load, with no hand-over
 // between goroutines; hundreds at a time in a burst, while the callers
@@ -33,19 +33,32 @@ type pending struct {
 	done chan *redis.Cmd // buffered: the sender never waits for the caller
 }
 
-// enqueue queues p for the next pipeline and sends it unless enough
-// pipelines are on their way already.
+// enqueue queues p for the next pipeline. Callers queue all their calls,
+// then send: a batch for many clients goes as one pipeline. When the
+// queue is full it sends first, so that callers holding queued calls
+// never all wait for room.
 func (q *Queue) enqueue(ctx context.Context, p *pending) error {
 	select {
 	case q.batches <- p:
+		return nil
+	default:
+	}
+	q.send()
+	select {
+	case q.batches <- p:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// send sends what is queued, unless enough pipelines are on their way
+// already (then the sender that finishes first goes on with it).
+func (q *Queue) send() {
 	if q.acquire() {
 		q.sendPipeline()
 		q.release()
 	}
-	return nil
 }
 
 // acquire takes a sending slot if one is free.
@@ -106,6 +119,7 @@ func (q *Queue) call(ctx context.Context, c scriptCall) *redis.Cmd {
 	if err := q.enqueue(ctx, p); err != nil {
 		return failed(ctx, err)
 	}
+	q.send()
 	select {
 	case cmd := <-p.done:
 		return cmd
@@ -123,6 +137,7 @@ func (q *Queue) callAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 			return nil, err
 		}
 	}
+	q.send()
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, p := range waiting {
 		select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/queue"
+	"github.com/redis/go-redis/v9"
 )
 
 func text(to string, s string) message.Message {
@@ -412,5 +414,54 @@ func TestPipelined(t *testing.T) {
 	b.Messages = b.Messages[:1]
 	if _, err := q.Publish(ctx, b); !errors.Is(err, message.ErrIdempotencyConflict) {
 		t.Errorf("pipelined Publish with a reused key = %v; want ErrIdempotencyConflict", err)
+	}
+}
+
+// roundTrips counts the round trips a client makes to run scripts: a
+// script call on its own, or a pipeline of them, one each. (A new
+// connection's handshake is not counted.)
+type roundTrips struct{ n atomic.Int64 }
+
+func isScript(cmd redis.Cmder) bool { return cmd.Name() == "evalsha" || cmd.Name() == "eval" }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if isScript(cmd) {
+			r.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && isScript(cmds[0]) {
+			r.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A batch for many clients, pipelined, goes to Redis as one pipeline, not
+// one round trip per client. (Each queued call used to be sent before the
+// next was queued: 100 round trips for 100 clients.)
+func TestPipelinedBatchIsOneRoundTrip(t *testing.T) {
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	ctx := context.Background()
+	if _, err := q.Publish(ctx, batchOf(text("warm", "x"))); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	var trips roundTrips
+	rdb.AddHook(&trips)
+	var b message.Batch
+	for c := range 100 {
+		b.Messages = append(b.Messages, text(fmt.Sprint("c", c), "x"))
+	}
+	if _, err := q.Publish(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := trips.n.Load(); got != 1 {
+		t.Errorf("a batch for 100 clients took %d round trips to Redis; want 1", got)
 	}
 }
