@@ -62,8 +62,8 @@ func TestParkedPollKeepsTheConnection(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 
-	go func() {
-		for n.poller.Waiting() == 0 {
+	go func() { // the poll below blocks this test's goroutine; if it never parks, it fails on its answer
+		for deadline := time.Now().Add(3 * time.Second); n.poller.Waiting() == 0 && time.Now().Before(deadline); {
 			time.Sleep(time.Millisecond)
 		}
 		n.do(publishReq(`<message to="p">parked</message>`, "text/xml"))
@@ -164,23 +164,23 @@ func TestParkedConnectionIdles(t *testing.T) {
 // counts them from their admission, before they read.)
 func waitWaiting(t testing.TB, n *node, want int) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for n.poller.Waiting() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d polls waiting; want %d", n.poller.Waiting(), want)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitCount(t, "polls waiting", n.poller.Waiting, want)
 }
 
 func waitHeld(t testing.TB, n *node, want int) {
 	t.Helper()
+	waitCount(t, "polls held", n.poller.Held, want)
+}
+
+// waitCount waits up to 3 s for count to give want.
+func waitCount(t testing.TB, what string, count func() int, want int) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
-	for n.poller.Held() != want {
+	for count() != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("held %d polls; want %d", n.poller.Held(), want)
+			t.Fatalf("%d %s; want %d", count(), what, want)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -208,14 +208,10 @@ func TestParkFallsBackWithoutHijack(t *testing.T) {
 func TestHeadPollThatWaits(t *testing.T) {
 	n, srv := parkedServer(t, secured(), poll.Options{Timeout: 5 * time.Second})
 	c := dialRaw(t, srv.URL)
-	go func() {
-		for n.poller.Waiting() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		n.do(publishReq(`<message to="h">headed</message>`, "text/xml"))
-	}()
 	tok := token.Mint([]byte(tokenSecret), "h", time.Now().Add(time.Hour))
 	c.send("HEAD /poll?client=h&token=" + tok + " HTTP/1.1\r\nHost: node\r\n\r\n")
+	waitWaiting(t, n, 1)
+	n.do(publishReq(`<message to="h">headed</message>`, "text/xml"))
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(c.br, &http.Request{Method: "HEAD"})
 	if err != nil {
