@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +236,22 @@ func TestRecorderKeepsFirstStatus(t *testing.T) {
 	rec.WriteHeader(http.StatusTeapot)
 	if rec.status != http.StatusForbidden {
 		t.Errorf("status = %d; want the first, 403", rec.status)
+	}
+}
+
+// writePage declares the length of what it writes, for any number of
+// messages.
+func TestWritePageContentLength(t *testing.T) {
+	h := New(nil, poll.New(nil, nil, nil, poll.Options{}), Config{})
+	for n := range 4 {
+		var page message.Page
+		for i := range n {
+			page.Messages = append(page.Messages, message.Queued{ID: uint64(i + 1), JSON: []byte(`{"id":` + strconv.Itoa(i+1) + `,"data":"x"}`)})
+		}
+		rec := httptest.NewRecorder()
+		h.writePage(rec, page)
+		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(rec.Body.Len()); got != want {
+			t.Errorf("%d messages: Content-Length %s for a body of %s bytes (%s)", n, got, want, rec.Body)
+		}
 	}
 }

@@ -78,7 +78,6 @@ var (
 	openBracket  = []byte("[")
 	comma        = []byte(",")
 	closeBracket = []byte("]")
-	emptyArray   = []byte("[]")
 )
 
 // writePage answers a poll: a JSON array of messages and the headers
@@ -98,32 +97,27 @@ func (h *Handler) writePage(w http.ResponseWriter, page message.Page) {
 	if h.poller.Draining() {
 		hdr.Set("Connection", "close") // the next poll opens a connection the balancer sends elsewhere
 	}
-	n := 2
+	n := 2 + max(len(page.Messages)-1, 0) // brackets and commas
 	for _, m := range page.Messages {
-		n += len(m.JSON) + 1
-	}
-	if len(page.Messages) > 0 {
-		n--
+		n += len(m.JSON)
 	}
 	hdr["Content-Length"] = []string{strconv.Itoa(n)}
 	// Written piece by piece: the writer buffers (net/http's, or the
 	// recorder of a parked poll), so no copy of the page is made here.
-	sep := openBracket
-	for _, m := range page.Messages {
-		if _, err := w.Write(sep); err != nil {
-			return
+	_, err := w.Write(openBracket)
+	for i, m := range page.Messages {
+		if err == nil && i > 0 {
+			_, err = w.Write(comma)
 		}
-		if _, err := w.Write(m.JSON); err != nil {
-			return
+		if err == nil {
+			_, err = w.Write(m.JSON)
 		}
-		sep = comma
 	}
-	if len(page.Messages) == 0 {
-		if _, err := w.Write(emptyArray); err != nil {
-			return
-		}
-	} else if _, err := w.Write(closeBracket); err != nil {
-		return
+	if err == nil {
+		_, err = w.Write(closeBracket)
+	}
+	if err != nil {
+		return // the browser is gone: nothing was delivered
 	}
 	now := time.Now()
 	for _, m := range page.Messages {
