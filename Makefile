@@ -32,6 +32,7 @@ test-storm:
 ## test-fuzz: a bounded run of each fuzz target over its committed corpus and new inputs
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseXML$$' -fuzztime $(FUZZTIME) ./pkg/message
+	$(GO) test -run '^$$' -fuzz '^FuzzParseXMLFast$$' -fuzztime $(FUZZTIME) ./pkg/message
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./pkg/message
 	$(GO) test -run '^$$' -fuzz '^FuzzPublish$$' -fuzztime $(FUZZTIME) ./pkg/httpapi
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRePoll$$' -fuzztime $(FUZZTIME) ./pkg/httpapi

@@ -29,12 +29,58 @@ import (
 // directives (so no entity expansion), processing instructions other than
 // the XML declaration, encodings other than UTF-8, invalid UTF-8, characters
 // XML forbids, elements inside <message>, anything after the root.
+//
+// Bodies up to 128 KiB are read whole and, when they have the common
+// shape (see parseXMLFast), parsed in one pass without encoding/xml;
+// everything else streams through encoding/xml. Both give the same Batch.
 func ParseXML(r io.Reader, lim Limits) (Batch, error) {
+	lim = lim.withDefaults()
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	defer freeBodyBuf(buf)
+	buf.Reset()
+	_, err := buf.ReadFrom(io.LimitReader(r, fastBodyMax+1))
+	if err == nil && buf.Len() <= fastBodyMax {
+		if batch, ok := parseXMLFast(buf.Bytes(), lim); ok {
+			return batch, nil
+		}
+	}
+	// The full parser reads what the fast path saw, then the rest of the
+	// body, then the read's error, as if it had read r itself.
+	rest := r
+	if err != nil {
+		rest = errReader{err}
+	}
+	return parseXMLFull(io.MultiReader(bytes.NewReader(buf.Bytes()), rest), lim)
+}
+
+// fastBodyMax is the longest body the fast path reads: a batch of a
+// thousand short messages. Longer ones stream through the full parser.
+const fastBodyMax = 128 << 10
+
+// bodyBufs hold the bodies read for the fast path; one grown past
+// bodyBufKeep is dropped rather than kept in the pool.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const bodyBufKeep = 16 << 10
+
+func freeBodyBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= bodyBufKeep {
+		bodyBufs.Put(buf)
+	}
+}
+
+// errReader fails every read with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// parseXMLFull is ParseXML through encoding/xml: every body, every error.
+func parseXMLFull(r io.Reader, lim Limits) (Batch, error) {
 	br := bodyReaders.Get().(*bufio.Reader)
 	br.Reset(r)
 	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
 	skipBOM(br)
-	p := &xmlParser{lim: lim.withDefaults()}
+	p := &xmlParser{lim: lim}
 	p.dec = xml.NewDecoder(br) // a ByteReader: the decoder reads it as is
 	p.dec.Strict = true
 	batch, err := p.parse()
