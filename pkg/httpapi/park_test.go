@@ -7,11 +7,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/queue"
 	"github.com/cometbox/cometbox/pkg/token"
 )
 
@@ -22,6 +28,12 @@ func parkedServer(t *testing.T, cfg httpapi.Config, popts poll.Options) (*node, 
 	t.Helper()
 	cfg.Park = true
 	n := newNode(t, cfg, popts)
+	return n, serveParked(t, n)
+}
+
+// serveParked serves n, whose Config.Park is set, as parkedServer does.
+func serveParked(t *testing.T, n *node) *httptest.Server {
+	t.Helper()
 	srv := httptest.NewServer(n.h)
 	back := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.viaReturned.Add(1)
@@ -33,7 +45,7 @@ func parkedServer(t *testing.T, cfg httpapi.Config, popts poll.Options) (*node, 
 		back.Close()
 		n.h.Returned().Close()
 	})
-	return n, srv
+	return srv
 }
 
 // pollOn polls through client and reports whether the connection was
@@ -223,5 +235,87 @@ func TestHeadPollThatWaits(t *testing.T) {
 	c.send("GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")
 	if resp, body := c.answer(); resp.StatusCode != 200 {
 		t.Fatalf("the request after a HEAD poll = %d %q", resp.StatusCode, body)
+	}
+}
+
+// scriptCalls counts the calls of the read script a client makes, alone
+// or in pipelines: reads (with a limit) and acknowledgements (limit 0).
+type scriptCalls struct{ reads, acks atomic.Int64 }
+
+func (c *scriptCalls) count(cmd redis.Cmder) {
+	args := cmd.Args() // evalsha SHA 2 META LIST EPOCH ACK AFTER LIMIT TTL
+	if cmd.Name() != "evalsha" || len(args) != 10 || fmt.Sprint(args[2]) != "2" {
+		return
+	}
+	if fmt.Sprint(args[8]) == "0" {
+		c.acks.Add(1)
+	} else {
+		c.reads.Add(1)
+	}
+}
+
+func (c *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (c *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// The browser's next poll after an answer taken from a wake-up finds the
+// client's channel still subscribed and knows from that wake-up that
+// nothing else is queued: it waits without reading the queue, and the
+// messages it acknowledges leave Redis in the background.
+func TestRePollAfterWakeReadsNothing(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	var calls scriptCalls
+	rdb.AddHook(&calls)
+	cfg := secured()
+	cfg.Park = true
+	cfg.CORSOrigins = []string{"https://app.example"}
+	n := nodeOn(t, rdb, queue.Options{Pipeline: true}, cfg, poll.Options{Timeout: 5 * time.Second})
+	srv := serveParked(t, n)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	publishWhenWaiting := func(text string) {
+		go func() { // the poll blocks the test's goroutine; if it never waits, it fails on its answer
+			for deadline := time.Now().Add(3 * time.Second); n.poller.Waiting() == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			n.do(publishReq(`<message to="r">`+text+`</message>`, "text/xml"))
+		}()
+	}
+
+	publishWhenWaiting("one")
+	status, body, hdr, _ := pollOn(t, client, srv.URL, "r", "")
+	if status != 200 || body != `[{"id":1,"data":"one"}]` || calls.reads.Load() != 1 {
+		t.Fatalf("first poll = %d %s after %d reads; want message 1 after 1", status, body, calls.reads.Load())
+	}
+	publishWhenWaiting("two")
+	status, body, hdr, _ = pollOn(t, client, srv.URL, "r", hdr.Get("Cometbox-Cursor"))
+	if status != 200 || body != `[{"id":2,"data":"two"}]` {
+		t.Fatalf("second poll = %d %s; want message 2", status, body)
+	}
+	if got := calls.reads.Load(); got != 1 {
+		t.Errorf("the second poll read the queue (%d reads); want none", got-1)
+	}
+	queued := func() int { items, _ := mr.List("cb:{r}:q"); return len(items) }
+	waitCount(t, "queued messages", queued, 1) // message 1 acknowledged, 2 not yet
+	if got := calls.acks.Load(); got != 1 {
+		t.Errorf("%d acknowledgements sent; want 1", got)
+	}
+
+	// A poll at an older cursor reads.
+	status, body, _, _ = pollOn(t, client, srv.URL, "r", strings.TrimSuffix(hdr.Get("Cometbox-Cursor"), "2")+"1")
+	if status != 200 || body != `[{"id":2,"data":"two"}]` || calls.reads.Load() != 2 {
+		t.Fatalf("poll at 1 = %d %s after %d reads; want message 2 after 2", status, body, calls.reads.Load())
 	}
 }

@@ -132,6 +132,9 @@ type channel struct {
 	since    time.Time  // when the current state began
 	watchers []*watcher // usually one or two: a slice is smaller than a map
 	pinned   bool       // a probe channel: never unsubscribed
+	// latest is the payload of the newest wake-up received since the
+	// subscription was confirmed, until a Watch takes it.
+	latest string
 }
 
 // remove takes w out of the channel's watchers and reports whether it was
@@ -175,8 +178,8 @@ type conn struct {
 // watcher is one waiter's interest in a client's wake-ups.
 type watcher struct {
 	wake  func(payload string)
-	ready chan struct{} // closed once the subscription is confirmed, or failed
-	armed bool          // ready is closed
+	ready chan struct{} // closed once the subscription is confirmed, or failed; nil if it was at once
+	armed bool          // ready is closed, or was never needed
 	err   error         // why the subscription failed, when it did
 	n     *Notifier
 	ch    *channel
@@ -217,9 +220,16 @@ func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
 // re-reads the queue. wake runs with the Notifier's lock held: it must
 // return at once and not call back into the Notifier. The caller must
 // call stop when done; stop is idempotent.
-func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload string)) (stop func(), err error) {
+//
+// latest is the payload of the newest wake-up that arrived for client
+// while the channel stayed subscribed (typically while it lingered after
+// the previous poll), when no Watch took it before; "" otherwise. Every
+// message enqueued after the ones it announces has a wake-up still to
+// come to this watcher: a caller that has seen those messages need not
+// read the queue.
+func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload string)) (stop func(), latest string, err error) {
 	name := n.channel(client)
-	w := &watcher{wake: wake, ready: make(chan struct{}), n: n}
+	w := &watcher{wake: wake, n: n}
 
 	// The channel's connection is found without the lock (on a cluster it
 	// may ask Redis); a channel seen then may be gone by the time the
@@ -230,20 +240,20 @@ func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload s
 		n.mu.Unlock()
 		var err error
 		if cn, err = n.connFor(ctx, name); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		n.mu.Lock()
 	}
 	if n.closed {
 		n.mu.Unlock()
-		return nil, ErrClosed
+		return nil, "", ErrClosed
 	}
 	ch := n.chans[name]
 	if ch == nil {
 		if cn.down != nil {
 			err := cn.down
 			n.mu.Unlock()
-			return nil, fmt.Errorf("%w: %w", ErrDown, err)
+			return nil, "", fmt.Errorf("%w: %w", ErrDown, err)
 		}
 		ch = &channel{name: name, conn: cn}
 		n.chans[name] = ch
@@ -251,14 +261,17 @@ func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload s
 	} else if ch.conn.down != nil && ch.state != subscribed {
 		err := ch.conn.down
 		n.mu.Unlock()
-		return nil, fmt.Errorf("%w: %w", ErrDown, err)
+		return nil, "", fmt.Errorf("%w: %w", ErrDown, err)
 	}
 	w.ch = ch
 	ch.watchers = append(ch.watchers, w)
 	if ch.state == subscribed {
 		w.armed = true
-		close(w.ready)
+		latest, ch.latest = ch.latest, ""
+		n.mu.Unlock()
+		return w.stop, latest, nil
 	}
+	w.ready = make(chan struct{})
 	n.mu.Unlock()
 
 	select {
@@ -269,14 +282,14 @@ func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload s
 		switch {
 		case closed:
 			w.stop()
-			return nil, ErrClosed
+			return nil, "", ErrClosed
 		case err != nil:
-			return nil, fmt.Errorf("notify: subscribe %s: %w: %w", name, ErrDown, err)
+			return nil, "", fmt.Errorf("notify: subscribe %s: %w: %w", name, ErrDown, err)
 		}
-		return w.stop, nil
+		return w.stop, "", nil // just confirmed: no wake-up came yet
 	case <-ctx.Done():
 		w.stop()
-		return nil, fmt.Errorf("notify: subscribe %s: %w", name, ctx.Err())
+		return nil, "", fmt.Errorf("notify: subscribe %s: %w", name, ctx.Err())
 	}
 }
 
@@ -513,6 +526,9 @@ func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 		}
 		n.m.Wakeup()
 		if ch := n.chans[m.Channel]; ch != nil {
+			if ch.state == subscribed {
+				ch.latest = m.Payload
+			}
 			ch.wakeLocked(m.Payload)
 		}
 	case *redis.Subscription:
@@ -607,6 +623,7 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		n.countChannelsLocked()
 	case subscribed:
 		// The client library re-subscribed on a new connection by itself.
+		ch.latest = ""
 		ch.wakeLocked("")
 	}
 }
@@ -621,14 +638,17 @@ func (ch *channel) wakeLocked(payload string) {
 	}
 }
 
+// subscribeLocked and unsubscribeLocked change a channel's state; either
+// forgets its latest wake-up, since wake-ups may be lost until it is
+// confirmed anew.
 func (n *Notifier) subscribeLocked(ch *channel) {
-	ch.state, ch.since = subscribing, time.Now()
+	ch.state, ch.since, ch.latest = subscribing, time.Now(), ""
 	ch.conn.pendSub = append(ch.conn.pendSub, ch.name)
 	kick(ch.conn.kick)
 }
 
 func (n *Notifier) unsubscribeLocked(ch *channel) {
-	ch.state, ch.since = unsubscribing, time.Now()
+	ch.state, ch.since, ch.latest = unsubscribing, time.Now(), ""
 	ch.conn.pendUnsub = append(ch.conn.pendUnsub, ch.name)
 	kick(ch.conn.kick)
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/cometbox/cometbox/internal/redistest"
@@ -23,15 +25,7 @@ func channelOf(client string) string { return "cb:{" + client + "}:w" }
 // start runs a Notifier for the test's duration.
 func start(t *testing.T, opts notify.Options) (*notify.Notifier, func(client string)) {
 	t.Helper()
-	_, rdb := redistest.New(t)
-	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	n, _, rdb := startOn(t, opts)
 	publish := func(client string) {
 		if err := rdb.Publish(context.Background(), channelOf(client), "1").Err(); err != nil {
 			t.Fatal(err)
@@ -40,15 +34,31 @@ func start(t *testing.T, opts notify.Options) (*notify.Notifier, func(client str
 	return n, publish
 }
 
+// startOn runs a Notifier over a new miniredis for the test's duration.
+func startOn(t *testing.T, opts notify.Options) (*notify.Notifier, *miniredis.Miniredis, *redis.Client) {
+	t.Helper()
+	mr, rdb := redistest.New(t)
+	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return n, mr, rdb
+}
+
 // watch is a Watch whose wake-ups land on a channel, coalesced.
 type watch struct {
-	C    chan struct{}
-	Stop func()
+	C      chan struct{}
+	Stop   func()
+	Latest string
 }
 
 func watchOn(ctx context.Context, n *notify.Notifier, client string) (*watch, error) {
 	w := &watch{C: make(chan struct{}, 1)}
-	stop, err := n.Watch(ctx, client, func(string) {
+	stop, latest, err := n.Watch(ctx, client, func(string) {
 		select {
 		case w.C <- struct{}{}:
 		default:
@@ -57,7 +67,7 @@ func watchOn(ctx context.Context, n *notify.Notifier, client string) (*watch, er
 	if err != nil {
 		return nil, err
 	}
-	w.Stop = stop
+	w.Stop, w.Latest = stop, latest
 	return w, nil
 }
 
@@ -146,13 +156,8 @@ func TestLingerThenUnsubscribe(t *testing.T) {
 }
 
 func TestReconnectWakesWatchers(t *testing.T) {
-	mr, rdb := redistest.New(t)
-	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
-		notify.Options{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- n.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	n, mr, rdb := startOn(t, notify.Options{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
 
 	w, err := watchOn(ctx, n, "dave")
 	if err != nil {
@@ -179,6 +184,54 @@ func TestReconnectWakesWatchers(t *testing.T) {
 	waitWake(t, w, 5*time.Second)
 }
 
+// A Watch on a channel that stayed subscribed is handed the newest
+// wake-up that came meanwhile, once; a channel subscribed anew hands none,
+// since wake-ups may have been lost while it was not.
+func TestWatchLatest(t *testing.T) {
+	n, mr, rdb := startOn(t, notify.Options{ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	watchLatest := func(want string) *watch {
+		t.Helper()
+		w, err := watchOn(ctx, n, "erin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Latest != want {
+			t.Fatalf("latest = %q; want %q", w.Latest, want)
+		}
+		return w
+	}
+	publishWait := func(w *watch, payload string) {
+		t.Helper()
+		if err := rdb.Publish(ctx, channelOf("erin"), payload).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitWake(t, w, 2*time.Second)
+	}
+
+	w := watchLatest("") // a new subscription
+	publishWait(w, "p1")
+	w.Stop()
+	w = watchLatest("p1") // it lingered
+	w2 := watchLatest("") // taken by the first
+	publishWait(w, "p2")
+	publishWait(w, "p3")
+	w.Stop()
+	w2.Stop()
+	w = watchLatest("p3")
+	publishWait(w, "p4")
+
+	// Redis restarts: the new subscription forgets p4.
+	mr.Close()
+	time.Sleep(100 * time.Millisecond)
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, w, 5*time.Second) // the re-read after the new subscription
+	w.Stop()
+	watchLatest("").Stop()
+}
+
 func TestWatchHonoursContext(t *testing.T) {
 	_, rdb := redistest.New(t)
 	n := notify.New(rdb, channelOf, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, notify.Options{})
@@ -198,7 +251,7 @@ func TestClosed(t *testing.T) {
 	go func() { done <- n2.Run(ctx) }()
 	cancel()
 	<-done
-	if _, err := n2.Watch(context.Background(), "x", func(string) {}); err != notify.ErrClosed {
+	if _, _, err := n2.Watch(context.Background(), "x", func(string) {}); err != notify.ErrClosed {
 		t.Fatalf("Watch after Run = %v; want ErrClosed", err)
 	}
 }
@@ -278,7 +331,7 @@ func TestWatchWhileUnsubscribing(t *testing.T) {
 		wg.Go(func() {
 			for i := range 300 {
 				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-				stop, err := n.Watch(wctx, fmt.Sprint("racy", i%3), func(string) {})
+				stop, _, err := n.Watch(wctx, fmt.Sprint("racy", i%3), func(string) {})
 				wcancel()
 				if err != nil {
 					t.Errorf("goroutine %d, watch %d: %v", g, i, err)

@@ -37,14 +37,21 @@ type Queue interface {
 	// DecodeWake returns the page a Read at since would, when a wake-up's
 	// payload carries exactly the messages that follow since.
 	DecodeWake(payload string, since message.Cursor, limit int) (message.Page, bool)
+	// WakeEnd returns the cursor of the last message a wake-up's payload
+	// announces, when it can tell.
+	WakeEnd(payload string) (message.Cursor, bool)
+	// AckSoon acknowledges up to ack without waiting for Redis.
+	AckSoon(client string, ack message.Cursor)
 }
 
 // Subscribe subscribes to client's wake-ups and returns once they are
 // guaranteed to arrive; from then on wake is called after each change to
 // client's queue, with the wake-up's payload (empty when the queue must be
-// read), until stop is called. wake must return at once.
+// read), until stop is called. wake must return at once. latest, when not
+// empty, is the payload of a wake-up that came earlier, after which every
+// change to the queue has a wake-up still to come to wake.
 // (*notify.Notifier).Watch is one.
-type Subscribe func(ctx context.Context, client string, wake func(payload string)) (stop func(), err error)
+type Subscribe func(ctx context.Context, client string, wake func(payload string)) (stop func(), latest string, err error)
 
 // Errors a poll may return besides its context's and the Queue's.
 var (
@@ -174,7 +181,8 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	// a context fewer per poll than one each.
 	opCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout+p.opts.ReadTimeout)
 	defer cancel()
-	h.stop, err = p.subscribe(opCtx, client, wake) // subscribe first: no lost wake-ups
+	var latest string
+	h.stop, latest, err = p.subscribe(opCtx, client, wake) // subscribe first: no lost wake-ups
 	if err != nil {
 		if ctx.Err() != nil {
 			h.Finish(metrics.OutcomeGone)
@@ -185,10 +193,21 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 		return Result{Outcome: metrics.OutcomeError}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 
-	res, settled, err := h.recheck(opCtx)
-	if err != nil || settled {
-		h.Finish(res.Outcome)
-		return res, nil, err
+	var res Result
+	if p.caughtUp(latest, since) {
+		// The browser has what the latest wake-up announced, and anything
+		// enqueued since has a wake-up on its way: wait for it without
+		// reading the queue, and acknowledge in the background.
+		p.q.AckSoon(client, since)
+		h.page = message.Page{Next: since}
+		res = h.Empty(metrics.OutcomeTimeout)
+	} else {
+		var settled bool
+		res, settled, err = h.recheck(opCtx)
+		if err != nil || settled {
+			h.Finish(res.Outcome)
+			return res, nil, err
+		}
 	}
 	if p.Draining() {
 		h.Finish(metrics.OutcomeDrained)
@@ -198,6 +217,16 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	p.holding[h] = struct{}{}
 	p.mu.Unlock()
 	return res, h, nil
+}
+
+// caughtUp reports whether since is the last message announced by the
+// wake-up payload latest.
+func (p *Poller) caughtUp(latest string, since message.Cursor) bool {
+	if latest == "" {
+		return false
+	}
+	end, ok := p.q.WakeEnd(latest)
+	return ok && end == since
 }
 
 // Recheck reads the queue again, after a wake-up. settled reports that
@@ -386,7 +415,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 
 	woken := make(chan struct{}, 1)
 	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
-	stop, err := p.subscribe(subCtx, client, func(string) { signal(woken) })
+	stop, _, err := p.subscribe(subCtx, client, func(string) { signal(woken) })
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

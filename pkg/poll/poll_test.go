@@ -24,7 +24,9 @@ type fakeStore struct {
 	readErr  error
 	watchErr error
 	reads    int
-	carry    bool // wake-ups carry the message
+	carry    bool              // wake-ups carry the message
+	latest   map[string]string // what subscribe reports as the latest wake-up, once
+	acks     []string          // AckSoon's calls, "client:id"
 }
 
 type fakeWatch struct {
@@ -65,12 +67,26 @@ func (f *fakeStore) DecodeWake(payload string, since message.Cursor, limit int) 
 	return message.Page{Messages: []message.Queued{{ID: id}}, Next: message.Cursor{ID: id}}, true
 }
 
-func (f *fakeStore) subscribe(ctx context.Context, client string, wake func(string)) (func(), error) {
+// WakeEnd understands the fake's payloads too.
+func (f *fakeStore) WakeEnd(payload string) (message.Cursor, bool) {
+	id, err := strconv.ParseUint(payload, 10, 64)
+	return message.Cursor{ID: id}, err == nil
+}
+
+func (f *fakeStore) AckSoon(client string, ack message.Cursor) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.acks = append(f.acks, fmt.Sprintf("%s:%d", client, ack.ID))
+}
+
+func (f *fakeStore) subscribe(ctx context.Context, client string, wake func(string)) (func(), string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.watchErr != nil {
-		return nil, f.watchErr
+		return nil, "", f.watchErr
 	}
+	latest := f.latest[client]
+	delete(f.latest, client)
 	w := &fakeWatch{wake: wake}
 	if f.watchers[client] == nil {
 		f.watchers[client] = map[*fakeWatch]struct{}{}
@@ -80,7 +96,7 @@ func (f *fakeStore) subscribe(ctx context.Context, client string, wake func(stri
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		delete(f.watchers[client], w)
-	}, nil
+	}, latest, nil
 }
 
 func (f *fakeStore) publish(client string) {
@@ -130,6 +146,58 @@ func TestPendingAnsweredAtOnce(t *testing.T) {
 		}
 		if f.watching() != 0 {
 			t.Errorf("%d watchers left", f.watching())
+		}
+	})
+}
+
+// caughtUpFake holds message 1 of client a, announced by the latest
+// wake-up on a subscription that stayed.
+func caughtUpFake() *fakeStore {
+	f := newFake()
+	f.carry = true
+	f.publish("a")
+	f.latest = map[string]string{"a": "1"}
+	return f
+}
+
+// A poll at the last message the latest wake-up announced waits without
+// reading the queue and acknowledges in the background; at any other
+// cursor it reads.
+func TestCaughtUpWaitsWithoutReading(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := caughtUpFake()
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
+		woken := poll.NewWakeups()
+		_, h, err := p.Hold(context.Background(), "a", message.Cursor{ID: 1}, woken.Send)
+		if err != nil || h == nil {
+			t.Fatalf("Hold = %v, %v; want a held poll", h, err)
+		}
+		if f.reads != 0 || fmt.Sprint(f.acks) != "[a:1]" {
+			t.Fatalf("reads %d, acks %v; want 0 and [a:1]", f.reads, f.acks)
+		}
+		f.publish("a")
+		res, err := h.Wait(context.Background(), woken)
+		if err != nil || ids(res.Page) != "[2]" {
+			t.Fatalf("Wait = %v, %v; want [2]", ids(res.Page), err)
+		}
+
+		// Behind the latest wake-up: a read finds message 2.
+		f.latest = map[string]string{"a": "2"}
+		res, err = p.Poll(context.Background(), "a", message.Cursor{ID: 1})
+		if err != nil || ids(res.Page) != "[2]" || f.reads != 1 {
+			t.Fatalf("Poll = %v, %v after %d reads; want [2] after 1", ids(res.Page), err, f.reads)
+		}
+	})
+}
+
+// A caught-up poll that times out answers with its own cursor.
+func TestCaughtUpTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := caughtUpFake()
+		p := poll.New(f, f.subscribe, nil, poll.Options{Timeout: time.Second})
+		res, err := p.Poll(context.Background(), "a", message.Cursor{Epoch: "", ID: 1})
+		if err != nil || len(res.Messages) != 0 || res.Next.ID != 1 || res.Outcome != metrics.OutcomeTimeout {
+			t.Fatalf("Poll = %+v, %v; want an empty timeout page at 1", res, err)
 		}
 	})
 }

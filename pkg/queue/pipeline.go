@@ -19,7 +19,8 @@ import (
 // between goroutines; hundreds at a time in a burst, while the callers
 // that found no free slot wait for theirs to come back. A sender that
 // finds more queued when it is done hands them to a goroutine of their
-// own rather than keeping its caller waiting.
+// own rather than keeping its caller waiting. Acknowledgements from
+// AckSoon ride along in whatever pipeline goes next.
 
 const (
 	pipelinesInFlight = 2   // one in Redis, one on its way
@@ -102,6 +103,7 @@ gather:
 	if len(batch) == 0 {
 		return
 	}
+	calls = append(calls, q.takeAcks()...) // their results are not awaited
 	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
 	defer cancel()
 	cmds, _ := execScripts(ctx, q.rdb, calls, Durability{}) // no durability: never an error

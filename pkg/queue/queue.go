@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -127,6 +128,10 @@ type Queue struct {
 	now     func() time.Time
 	batches chan *pending // calls waiting for a pipeline; nil without Options.Pipeline
 	senders chan struct{} // a slot per pipeline on its way
+
+	ackMu    sync.Mutex
+	acks     []scriptCall // AckSoon's, until a pipeline or flushAcks sends them
+	ackDelay time.Duration
 }
 
 // New returns a Queue over rdb.
@@ -143,7 +148,7 @@ func New(rdb Redis, opts Options) *Queue {
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 10 * time.Minute
 	}
-	q := &Queue{rdb: rdb, opts: opts, now: time.Now}
+	q := &Queue{rdb: rdb, opts: opts, now: time.Now, ackDelay: ackDelay}
 	if opts.Pipeline {
 		q.batches = make(chan *pending, 4096)
 		q.senders = make(chan struct{}, pipelinesInFlight)
@@ -268,12 +273,59 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 	return page.Reset, err
 }
 
-func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
-	c := scriptCall{
+// AckSoon acknowledges every message of client up to ack, as Ack does,
+// without waiting. With Options.Pipeline the acknowledgement rides in the
+// next pipeline sent, if one goes within ackDelay; otherwise the
+// acknowledgements of that time go together in a pipeline of their own. A
+// poll that needs no read uses it. Nothing is lost when one fails: the
+// client's next read acknowledges the same and more.
+func (q *Queue) AckSoon(client string, ack message.Cursor) {
+	c := q.readCall(client, ack, ack.ID, 0)
+	q.ackMu.Lock()
+	q.acks = append(q.acks, c)
+	first := len(q.acks) == 1
+	q.ackMu.Unlock()
+	if first {
+		time.AfterFunc(q.ackDelay, q.flushAcks)
+	}
+}
+
+// ackDelay is how long an acknowledgement from AckSoon waits for a
+// pipeline to ride in, or for others to share one.
+const ackDelay = 5 * time.Millisecond
+
+// takeAcks returns the acknowledgements AckSoon gathered, and forgets
+// them.
+func (q *Queue) takeAcks() []scriptCall {
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
+	calls := q.acks
+	q.acks = nil
+	return calls
+}
+
+// flushAcks sends the acknowledgements no pipeline took.
+func (q *Queue) flushAcks() {
+	calls := q.takeAcks()
+	if len(calls) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
+	defer cancel()
+	_, _ = execScripts(ctx, q.rdb, calls, Durability{}) // an acknowledgement needs no durability
+}
+
+// readCall is a call of read.lua (see there).
+func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int) scriptCall {
+	return scriptCall{
 		script: readScript,
 		keys:   []string{q.metaKey(client), q.listKey(client)},
 		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL)},
 	}
+}
+
+func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
+	c := q.readCall(client, ack, after, limit)
 	var cmd *redis.Cmd
 	if q.opts.Durability.enabled() {
 		// Nothing less durable than an acknowledged publish is shown to a
@@ -367,6 +419,20 @@ func (q *Queue) DecodeWake(payload string, since message.Cursor, limit int) (pag
 	}
 	page.Next = message.Cursor{Epoch: epoch, ID: page.Messages[len(page.Messages)-1].ID}
 	return page, true
+}
+
+// WakeEnd returns the cursor of the last message a wake-up's payload (see
+// enqueue.lua) announces, when it carries the messages (so their number is
+// known); ok is false otherwise.
+func (q *Queue) WakeEnd(payload string) (end message.Cursor, ok bool) {
+	head, entries, found := strings.Cut(payload, "\n")
+	epoch, firstText, _ := strings.Cut(head, " ")
+	first, err := strconv.ParseUint(firstText, 10, 64)
+	if !found || err != nil || epoch == "" || entries == "" {
+		return message.Cursor{}, false
+	}
+	// Entries hold compact JSON: a line feed only ever separates two.
+	return message.Cursor{Epoch: epoch, ID: first + uint64(strings.Count(entries, "\n"))}, true
 }
 
 // group is one client's share of a batch: indexes into batch.Messages.

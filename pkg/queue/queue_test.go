@@ -287,6 +287,14 @@ func TestDecodeWake(t *testing.T) {
 			t.Errorf("DecodeWake(%q) = ok", bad)
 		}
 	}
+	if end, ok := q.WakeEnd(msg.Payload); !ok || end != (message.Cursor{Epoch: epoch, ID: 3}) {
+		t.Errorf("WakeEnd = %v, %v; want %s:3", end, ok, epoch)
+	}
+	for _, bad := range []string{"", "7", "e 1", "e x\n1 {}", " 1\n1 {}"} {
+		if end, ok := q.WakeEnd(bad); ok {
+			t.Errorf("WakeEnd(%q) = %v, ok", bad, end)
+		}
+	}
 
 	// A batch too large to carry still wakes, without entries.
 	big := make([]message.Message, 40)
@@ -297,6 +305,72 @@ func TestDecodeWake(t *testing.T) {
 	msg, _ = sub.ReceiveMessage(ctx)
 	if strings.Contains(msg.Payload, "\n") || len(msg.Payload) > 64 {
 		t.Errorf("wake-up of a 40 kB batch = %d bytes; want just the epoch and first id", len(msg.Payload))
+	}
+	if end, ok := q.WakeEnd(msg.Payload); ok { // how many it announces is unknown
+		t.Errorf("WakeEnd of a wake-up without entries = %v, ok", end)
+	}
+}
+
+// AckSoon acknowledges in the background, the acknowledgements of many
+// polls in one round trip, and never in another life of the sequence.
+func TestAckSoon(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	var b message.Batch
+	for c := range 10 {
+		b.Messages = append(b.Messages, text(fmt.Sprint("c", c), "1"), text(fmt.Sprint("c", c), "2"))
+	}
+	if _, err := q.Publish(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	epochs := make([]string, 10)
+	for c := range epochs {
+		page, _ := q.Read(ctx, fmt.Sprint("c", c), message.Cursor{}, 1)
+		epochs[c] = page.Next.Epoch
+	}
+	var trips roundTrips
+	rdb.AddHook(&trips)
+
+	q.AckSoon("c0", message.Cursor{Epoch: "other", ID: 2}) // would empty the queue
+	for c, epoch := range epochs {
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: epoch, ID: 1})
+	}
+	for c := range 10 {
+		list := fmt.Sprintf("cb:{c%d}:q", c)
+		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			n, _ := rdb.LLen(ctx, list).Result()
+			if n == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s holds %d; want 1", list, n)
+			}
+		}
+	}
+	if got := trips.n.Load(); got != 1 {
+		t.Errorf("11 acknowledgements took %d round trips; want 1", got)
+	}
+}
+
+// Pipelined, acknowledgements ride in the next pipeline that goes.
+func TestAckSoonRidesInAPipeline(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	queue.SetAckDelay(q, time.Hour)
+	if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("a", "2"))); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	page, _ := q.Read(ctx, "a", message.Cursor{}, 1)
+	var trips roundTrips
+	rdb.AddHook(&trips)
+	q.AckSoon("a", page.Next)
+	if _, err := q.Read(ctx, "b", message.Cursor{}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.LLen(ctx, "cb:{a}:q").Result(); n != 1 || trips.n.Load() != 1 {
+		t.Errorf("after one read, the queue holds %d and %d round trips went; want 1 and 1", n, trips.n.Load())
 	}
 }
 
