@@ -213,7 +213,8 @@ func New(rdb Redis, channelOf func(client string) string, log *slog.Logger, m *m
 func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
 
 // Watch subscribes to client's wake-ups and returns once Redis has
-// confirmed the subscription, or with ctx's error. From then on wake is
+// confirmed the subscription, or with ctx's error, or after wait (when
+// above 0) with context.DeadlineExceeded. From then on wake is
 // called after each message enqueued for client, with the wake-up's
 // payload, and with an empty payload after the subscription was made anew
 // on another connection (when messages may have been missed): the caller
@@ -227,9 +228,26 @@ func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
 // message enqueued after the ones it announces has a wake-up still to
 // come to this watcher: a caller that has seen those messages need not
 // read the queue.
-func (n *Notifier) Watch(ctx context.Context, client string, wake func(payload string)) (stop func(), latest string, err error) {
+func (n *Notifier) Watch(ctx context.Context, client string, wait time.Duration, wake func(payload string)) (stop func(), latest string, err error) {
 	name := n.channel(client)
 	w := &watcher{wake: wake, n: n}
+
+	// Usually the channel is subscribed already (the client's previous
+	// poll has just ended): no waiting, so no timer.
+	n.mu.Lock()
+	if ch := n.chans[name]; ch != nil && ch.state == subscribed && !n.closed {
+		w.ch, w.armed = ch, true
+		ch.watchers = append(ch.watchers, w)
+		latest, ch.latest = ch.latest, ""
+		n.mu.Unlock()
+		return w.stop, latest, nil
+	}
+	n.mu.Unlock()
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
 
 	// The channel's connection is found without the lock (on a cluster it
 	// may ask Redis); a channel seen then may be gone by the time the

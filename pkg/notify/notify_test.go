@@ -58,7 +58,7 @@ type watch struct {
 
 func watchOn(ctx context.Context, n *notify.Notifier, client string) (*watch, error) {
 	w := &watch{C: make(chan struct{}, 1)}
-	stop, latest, err := n.Watch(ctx, client, func(string) {
+	stop, latest, err := n.Watch(ctx, client, 0, func(string) {
 		select {
 		case w.C <- struct{}{}:
 		default:
@@ -241,6 +241,14 @@ func TestWatchHonoursContext(t *testing.T) {
 	if _, err := watchOn(ctx, n, "erin"); err == nil {
 		t.Fatal("Watch without Run = nil error")
 	}
+	// Its wait bounds it too.
+	start := time.Now()
+	if _, _, err := n.Watch(context.Background(), "erin", 50*time.Millisecond, func(string) {}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Watch without Run, wait 50ms = %v; want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Watch gave up after %v; want about 50ms", d)
+	}
 }
 
 func TestClosed(t *testing.T) {
@@ -251,7 +259,7 @@ func TestClosed(t *testing.T) {
 	go func() { done <- n2.Run(ctx) }()
 	cancel()
 	<-done
-	if _, _, err := n2.Watch(context.Background(), "x", func(string) {}); err != notify.ErrClosed {
+	if _, _, err := n2.Watch(context.Background(), "x", 0, func(string) {}); err != notify.ErrClosed {
 		t.Fatalf("Watch after Run = %v; want ErrClosed", err)
 	}
 }
@@ -331,7 +339,7 @@ func TestWatchWhileUnsubscribing(t *testing.T) {
 		wg.Go(func() {
 			for i := range 300 {
 				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-				stop, _, err := n.Watch(wctx, fmt.Sprint("racy", i%3), func(string) {})
+				stop, _, err := n.Watch(wctx, fmt.Sprint("racy", i%3), 0, func(string) {})
 				wcancel()
 				if err != nil {
 					t.Errorf("goroutine %d, watch %d: %v", g, i, err)

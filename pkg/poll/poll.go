@@ -45,13 +45,14 @@ type Queue interface {
 }
 
 // Subscribe subscribes to client's wake-ups and returns once they are
-// guaranteed to arrive; from then on wake is called after each change to
+// guaranteed to arrive, or fails after waiting wait for that (when above
+// 0); from then on wake is called after each change to
 // client's queue, with the wake-up's payload (empty when the queue must be
 // read), until stop is called. wake must return at once. latest, when not
 // empty, is the payload of a wake-up that came earlier, after which every
 // change to the queue has a wake-up still to come to wake.
 // (*notify.Notifier).Watch is one.
-type Subscribe func(ctx context.Context, client string, wake func(payload string)) (stop func(), latest string, err error)
+type Subscribe func(ctx context.Context, client string, wait time.Duration, wake func(payload string)) (stop func(), latest string, err error)
 
 // Errors a poll may return besides its context's and the Queue's.
 var (
@@ -74,10 +75,7 @@ type Options struct {
 	// SubscribeTimeout bounds the wait for a wake-up subscription.
 	// Default: 5s.
 	SubscribeTimeout time.Duration
-	// ReadTimeout bounds one read of the queue. Default: 5s. Hold gives a
-	// poll's subscription and first read one deadline, the sum of the
-	// two (one timer instead of two per poll), so either may take longer
-	// than its own bound when the other was quick.
+	// ReadTimeout bounds one read of the queue. Default: 5s.
 	ReadTimeout time.Duration
 	// DrainSpread is the window over which held polls are answered when
 	// the node drains. Default: 3s.
@@ -177,12 +175,8 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	h := &Held{p: p, client: client, since: since, release: release, done: p.m.PollStarted()}
 	h.deadline = time.Now().Add(jitterDown(p.opts.Timeout, 0.1))
 
-	// One deadline for the subscription and the first read: a timer and
-	// a context fewer per poll than one each.
-	opCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout+p.opts.ReadTimeout)
-	defer cancel()
 	var latest string
-	h.stop, latest, err = p.subscribe(opCtx, client, wake) // subscribe first: no lost wake-ups
+	h.stop, latest, err = p.subscribe(ctx, client, p.opts.SubscribeTimeout, wake) // subscribe first: no lost wake-ups
 	if err != nil {
 		if ctx.Err() != nil {
 			h.Finish(metrics.OutcomeGone)
@@ -203,7 +197,7 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 		res = h.Empty(metrics.OutcomeTimeout)
 	} else {
 		var settled bool
-		res, settled, err = h.recheck(opCtx)
+		res, settled, err = h.Recheck(ctx)
 		if err != nil || settled {
 			h.Finish(res.Outcome)
 			return res, nil, err
@@ -229,17 +223,12 @@ func (p *Poller) caughtUp(latest string, since message.Cursor) bool {
 	return ok && end == since
 }
 
-// Recheck reads the queue again, after a wake-up. settled reports that
+// Recheck reads the queue (again, after a wake-up). settled reports that
 // the poll can be answered with res; otherwise res is the empty answer to
 // give if the poll times out.
 func (h *Held) Recheck(ctx context.Context) (res Result, settled bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, h.p.opts.ReadTimeout)
 	defer cancel()
-	return h.recheck(ctx)
-}
-
-// recheck is Recheck within ctx's deadline.
-func (h *Held) recheck(ctx context.Context) (res Result, settled bool, err error) {
 	page, err := h.p.q.Read(ctx, h.client, h.since, h.p.opts.Limit)
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
@@ -414,9 +403,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 	defer p.m.StreamOpened()()
 
 	woken := make(chan struct{}, 1)
-	subCtx, cancel := context.WithTimeout(ctx, p.opts.SubscribeTimeout)
-	stop, _, err := p.subscribe(subCtx, client, func(string) { signal(woken) })
-	cancel()
+	stop, _, err := p.subscribe(ctx, client, p.opts.SubscribeTimeout, func(string) { signal(woken) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

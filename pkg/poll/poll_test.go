@@ -79,7 +79,7 @@ func (f *fakeStore) AckSoon(client string, ack message.Cursor) {
 	f.acks = append(f.acks, fmt.Sprintf("%s:%d", client, ack.ID))
 }
 
-func (f *fakeStore) subscribe(ctx context.Context, client string, wake func(string)) (func(), string, error) {
+func (f *fakeStore) subscribe(ctx context.Context, client string, wait time.Duration, wake func(string)) (func(), string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.watchErr != nil {
