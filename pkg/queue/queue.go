@@ -129,9 +129,11 @@ type Queue struct {
 	batches chan *pending // calls waiting for a pipeline; nil without Options.Pipeline
 	senders chan struct{} // a slot per pipeline on its way
 
-	ackMu    sync.Mutex
-	acks     []scriptCall // AckSoon's, until a pipeline or flushAcks sends them
-	ackDelay time.Duration
+	ackMu     sync.Mutex
+	acks      []scriptCall // AckSoon's, until a pipeline or flushAcks sends them
+	acksSince time.Time    // when the oldest of acks came
+	ackTimer  bool         // a flushAcks is planned
+	ackDelay  time.Duration
 }
 
 // New returns a Queue over rdb.
@@ -276,16 +278,20 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 // AckSoon acknowledges every message of client up to ack, as Ack does,
 // without waiting. With Options.Pipeline the acknowledgement rides in the
 // next pipeline sent, if one goes within ackDelay; otherwise the
-// acknowledgements of that time go together in a pipeline of their own. A
-// poll that needs no read uses it. Nothing is lost when one fails: the
-// client's next read acknowledges the same and more.
+// acknowledgements that waited that long go together in a pipeline of
+// their own. A poll that needs no read uses it. Nothing is lost when one
+// fails: the client's next read acknowledges the same and more.
 func (q *Queue) AckSoon(client string, ack message.Cursor) {
 	c := q.readCall(client, ack, ack.ID, 0)
 	q.ackMu.Lock()
+	if len(q.acks) == 0 {
+		q.acksSince = time.Now()
+	}
 	q.acks = append(q.acks, c)
-	first := len(q.acks) == 1
+	arm := !q.ackTimer
+	q.ackTimer = true
 	q.ackMu.Unlock()
-	if first {
+	if arm {
 		time.AfterFunc(q.ackDelay, q.flushAcks)
 	}
 }
@@ -304,12 +310,25 @@ func (q *Queue) takeAcks() []scriptCall {
 	return calls
 }
 
-// flushAcks sends the acknowledgements no pipeline took.
+// flushAcks runs ackDelay after AckSoon found no flush planned: it sends
+// the acknowledgements no pipeline took once the oldest has waited
+// ackDelay, and otherwise plans itself again for then. Under steady load
+// the pipelines take them all, and it sends nothing.
 func (q *Queue) flushAcks() {
-	calls := q.takeAcks()
-	if len(calls) == 0 {
+	q.ackMu.Lock()
+	if len(q.acks) == 0 {
+		q.ackTimer = false
+		q.ackMu.Unlock()
 		return
 	}
+	if wait := q.ackDelay - time.Since(q.acksSince); wait > 0 {
+		q.ackMu.Unlock()
+		time.AfterFunc(wait, q.flushAcks)
+		return
+	}
+	calls := q.acks
+	q.acks, q.ackTimer = nil, false
+	q.ackMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
 	defer cancel()
 	_, _ = execScripts(ctx, q.rdb, calls, Durability{}) // an acknowledgement needs no durability

@@ -353,6 +353,45 @@ func TestAckSoon(t *testing.T) {
 	}
 }
 
+// The flush of acknowledgements sends only those no pipeline took within
+// the delay: when pipelines take them all, it sends nothing. (It used to
+// send whatever it found when it fired, though that had come just now.)
+func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	const delay = 600 * time.Millisecond
+	queue.SetAckDelay(q, delay)
+	if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("b", "1"))); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	pa, _ := q.Read(ctx, "a", message.Cursor{}, 1)
+	pb, _ := q.Read(ctx, "b", message.Cursor{}, 1)
+	var trips roundTrips
+	rdb.AddHook(&trips)
+
+	start := time.Now()
+	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+	q.AckSoon("a", pa.Next) // plans a flush for start+delay
+	q.Read(ctx, "c", message.Cursor{}, 1)
+	at(delay / 2)
+	q.AckSoon("b", pb.Next) // too young to flush at start+delay: its flush is due at 1.5 delay
+	at(delay * 7 / 6)
+	q.Read(ctx, "c", message.Cursor{}, 1)
+	if time.Since(start) > delay*4/3 {
+		t.Skip("the machine was too slow for the timing this test needs")
+	}
+	at(2 * delay)
+	if got := trips.n.Load(); got != 2 {
+		t.Errorf("%d round trips; want 2, the two reads that took the acknowledgements", got)
+	}
+	for _, c := range []string{"a", "b"} {
+		if n, _ := rdb.LLen(ctx, "cb:{"+c+"}:q").Result(); n != 0 {
+			t.Errorf("%s's queue holds %d; want it acknowledged", c, n)
+		}
+	}
+}
+
 // Pipelined, acknowledgements ride in the next pipeline that goes.
 func TestAckSoonRidesInAPipeline(t *testing.T) {
 	ctx := context.Background()
