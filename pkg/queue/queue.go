@@ -312,26 +312,30 @@ func (q *Queue) takeAcks() []scriptCall {
 
 // flushAcks runs ackDelay after AckSoon found no flush planned: it sends
 // the acknowledgements no pipeline took once the oldest has waited
-// ackDelay, and otherwise plans itself again for then. Under steady load
-// the pipelines take them all, and it sends nothing.
+// ackDelay, and otherwise plans itself again for then. One flush at a
+// time: while one is on its way (as long as pipelineTimeout when Redis
+// does not answer), the next waits. Under steady load the pipelines take
+// every acknowledgement, and it sends nothing.
 func (q *Queue) flushAcks() {
-	q.ackMu.Lock()
-	if len(q.acks) == 0 {
-		q.ackTimer = false
+	for {
+		q.ackMu.Lock()
+		if len(q.acks) == 0 {
+			q.ackTimer = false
+			q.ackMu.Unlock()
+			return
+		}
+		if wait := q.ackDelay - time.Since(q.acksSince); wait > 0 {
+			q.ackMu.Unlock()
+			time.AfterFunc(wait, q.flushAcks)
+			return
+		}
+		calls := q.acks
+		q.acks = nil
 		q.ackMu.Unlock()
-		return
+		ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
+		_, _ = execScripts(ctx, q.rdb, calls, Durability{}) // an acknowledgement needs no durability
+		cancel()
 	}
-	if wait := q.ackDelay - time.Since(q.acksSince); wait > 0 {
-		q.ackMu.Unlock()
-		time.AfterFunc(wait, q.flushAcks)
-		return
-	}
-	calls := q.acks
-	q.acks, q.ackTimer = nil, false
-	q.ackMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
-	defer cancel()
-	_, _ = execScripts(ctx, q.rdb, calls, Durability{}) // an acknowledgement needs no durability
 }
 
 // readCall is a call of read.lua (see there).

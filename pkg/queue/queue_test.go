@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -389,6 +391,77 @@ func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
 		if n, _ := rdb.LLen(ctx, "cb:{"+c+"}:q").Result(); n != 0 {
 			t.Errorf("%s's queue holds %d; want it acknowledged", c, n)
 		}
+	}
+}
+
+// inFlight counts the script calls and pipelines of them a client has on
+// their way, and the most at once (not the handshake of a new connection
+// inside one).
+type inFlight struct{ now, most atomic.Int64 }
+
+func (f *inFlight) track(next func() error) error {
+	n := f.now.Add(1)
+	for m := f.most.Load(); n > m && !f.most.CompareAndSwap(m, n); m = f.most.Load() {
+	}
+	defer f.now.Add(-1)
+	return next()
+}
+
+func (f *inFlight) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f *inFlight) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isScript(cmd) {
+			return next(ctx, cmd)
+		}
+		return f.track(func() error { return next(ctx, cmd) })
+	}
+}
+func (f *inFlight) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) == 0 || !isScript(cmds[0]) {
+			return next(ctx, cmds)
+		}
+		return f.track(func() error { return next(ctx, cmds) })
+	}
+}
+
+// While Redis does not answer, one flush of acknowledgements waits for it
+// and the others queue behind; they used to start a flush every delay,
+// each waiting as long.
+func TestAckSoonOneFlushAtATime(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // a Redis that reads and never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1,
+		DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
+	defer rdb.Close()
+	var calls inFlight
+	rdb.AddHook(&calls)
+	q := queue.New(rdb, queue.Options{})
+	queue.SetAckDelay(q, time.Millisecond)
+	for c := range 10 {
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1})
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // every flush has begun
+	for deadline := time.Now().Add(5 * time.Second); calls.now.Load() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("acknowledgements still on their way after 5s")
+		}
+	}
+	if got := calls.most.Load(); got != 1 {
+		t.Errorf("%d flushes on their way at once; want 1", got)
 	}
 }
 
