@@ -61,7 +61,7 @@ const fastBodyMax = 128 << 10
 // bodyBufKeep is dropped rather than kept in the pool.
 var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-const bodyBufKeep = 16 << 10
+const bodyBufKeep = 64 << 10
 
 func freeBodyBuf(buf *bytes.Buffer) {
 	if buf.Cap() <= bodyBufKeep {

@@ -544,7 +544,7 @@ func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 		}
 		n.m.Wakeup()
 		if ch := n.chans[m.Channel]; ch != nil {
-			if ch.state == subscribed {
+			if ch.state == subscribed && ch.conn == cn { // not a late one from a shard it left
 				ch.latest = m.Payload
 			}
 			ch.wakeLocked(m.Payload)
@@ -592,7 +592,12 @@ func (n *Notifier) relocate(ctx context.Context, cn *conn, name string) {
 	for _, name := range names {
 		dest, err := n.connFor(ctx, name)
 		if err != nil {
-			n.log.Warn("slot moved, new shard unknown; retrying on the next wake-up", "channel", name, "err", err)
+			n.log.Warn("slot moved, new shard unknown; its polls re-read, and it is retried", "channel", name, "err", err)
+			n.mu.Lock()
+			if ch := n.chans[name]; ch != nil && ch.conn == cn {
+				n.unconfirmedLocked(ch)
+			}
+			n.mu.Unlock()
 			continue
 		}
 		n.mu.Lock()
@@ -644,6 +649,16 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		ch.latest = ""
 		ch.wakeLocked("")
 	}
+}
+
+// unconfirmedLocked handles a channel whose subscription is gone and
+// could not be made anew (its slot moved to a shard not known yet): its
+// watchers re-read, since wake-ups are lost meanwhile, and it counts as
+// waiting for a confirmation, so that the sweep replaces its connection,
+// which subscribes it again, once that is overdue.
+func (n *Notifier) unconfirmedLocked(ch *channel) {
+	ch.state, ch.since, ch.latest = subscribing, time.Now(), ""
+	ch.wakeLocked("")
 }
 
 func (n *Notifier) countChannelsLocked() {

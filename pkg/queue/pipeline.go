@@ -103,7 +103,7 @@ gather:
 	if len(batch) == 0 {
 		return
 	}
-	calls = append(calls, q.takeAcks()...) // their results are not awaited
+	calls = append(calls, q.takeAcks(pipelineMax-len(calls))...) // their results are not awaited
 	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
 	defer cancel()
 	cmds, _ := execScripts(ctx, q.rdb, calls, Durability{}) // no durability: never an error

@@ -300,13 +300,18 @@ func (q *Queue) AckSoon(client string, ack message.Cursor) {
 // pipeline to ride in, or for others to share one.
 const ackDelay = 5 * time.Millisecond
 
-// takeAcks returns the acknowledgements AckSoon gathered, and forgets
-// them.
-func (q *Queue) takeAcks() []scriptCall {
+// takeAcks returns up to max of the acknowledgements AckSoon gathered,
+// oldest first, and forgets them. What it leaves waits for the next
+// pipeline or flush.
+func (q *Queue) takeAcks(max int) []scriptCall {
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
-	calls := q.acks
-	q.acks = nil
+	n := min(max, len(q.acks))
+	calls := q.acks[:n:n]
+	q.acks = q.acks[n:]
+	if len(q.acks) == 0 {
+		q.acks = nil
+	}
 	return calls
 }
 

@@ -465,6 +465,46 @@ func TestAckSoonOneFlushAtATime(t *testing.T) {
 	}
 }
 
+// pipelineSizes records the length of each pipeline of scripts a client
+// sends (not a new connection's handshake).
+type pipelineSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (p *pipelineSizes) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (p *pipelineSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (p *pipelineSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && isScript(cmds[0]) {
+			p.mu.Lock()
+			p.sizes = append(p.sizes, len(cmds))
+			p.mu.Unlock()
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A pipeline takes acknowledgements only up to its size bound: after a
+// broadcast, thousands of them must not pile onto one request's pipeline.
+func TestAckSoonFillsPipelinesUpToTheirBound(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	queue.SetAckDelay(q, time.Hour)
+	q.Read(ctx, "warm", message.Cursor{}, 1) // loads the script
+	var sizes pipelineSizes
+	rdb.AddHook(&sizes)
+	for c := range 300 {
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1})
+	}
+	q.Read(ctx, "a", message.Cursor{}, 1)
+	q.Read(ctx, "b", message.Cursor{}, 1)
+	if fmt.Sprint(sizes.sizes) != "[256 46]" {
+		t.Errorf("pipelines of %v calls; want [256 46]: the first read with 255 acknowledgements, the second with the rest", sizes.sizes)
+	}
+}
+
 // Pipelined, acknowledgements ride in the next pipeline that goes.
 func TestAckSoonRidesInAPipeline(t *testing.T) {
 	ctx := context.Background()
