@@ -67,6 +67,31 @@ func pollOn(t *testing.T, client *http.Client, base, c, since string) (status in
 	return resp.StatusCode, string(b), resp.Header, reused
 }
 
+// parkedOn serves a parking, pipelining node over rdb with poll timeout
+// timeout, and returns it with a client that keeps one connection to it.
+func parkedOn(t *testing.T, rdb *redis.Client, timeout time.Duration) (*node, *httptest.Server, *http.Client) {
+	t.Helper()
+	cfg := secured()
+	cfg.Park = true
+	cfg.CORSOrigins = []string{"https://app.example"}
+	n := nodeOn(t, rdb, queue.Options{Pipeline: true}, cfg, poll.Options{Timeout: timeout})
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	t.Cleanup(client.CloseIdleConnections)
+	return n, serveParked(t, n), client
+}
+
+// publishWhenWaiting publishes text to client once n holds a waiting
+// poll, from a goroutine: the poll blocks the test's own. If no poll ever
+// waits, it publishes after 3 s, and the test fails on its poll's answer.
+func publishWhenWaiting(n *node, client, text string) {
+	go func() {
+		for deadline := time.Now().Add(3 * time.Second); n.poller.Waiting() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		n.do(publishReq(`<message to="`+client+`">`+text+`</message>`, "text/xml"))
+	}()
+}
+
 func TestParkedPollKeepsTheConnection(t *testing.T) {
 	cfg := secured()
 	cfg.CORSOrigins = []string{"https://app.example"}
@@ -74,12 +99,7 @@ func TestParkedPollKeepsTheConnection(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 
-	go func() { // the poll below blocks this test's goroutine; if it never parks, it fails on its answer
-		for deadline := time.Now().Add(3 * time.Second); n.poller.Waiting() == 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		n.do(publishReq(`<message to="p">parked</message>`, "text/xml"))
-	}()
+	publishWhenWaiting(n, "p", "parked")
 	status, body, hdr, _ := pollOn(t, client, srv.URL, "p", "")
 	if status != 200 || body != `[{"id":1,"data":"parked"}]` {
 		t.Fatalf("parked poll = %d %s", status, body)
@@ -278,28 +298,13 @@ func TestRePollAfterWakeReadsNothing(t *testing.T) {
 	mr, rdb := redistest.New(t)
 	var calls scriptCalls
 	rdb.AddHook(&calls)
-	cfg := secured()
-	cfg.Park = true
-	cfg.CORSOrigins = []string{"https://app.example"}
-	n := nodeOn(t, rdb, queue.Options{Pipeline: true}, cfg, poll.Options{Timeout: 5 * time.Second})
-	srv := serveParked(t, n)
-	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
-	defer client.CloseIdleConnections()
-	publishWhenWaiting := func(text string) {
-		go func() { // the poll blocks the test's goroutine; if it never waits, it fails on its answer
-			for deadline := time.Now().Add(3 * time.Second); n.poller.Waiting() == 0 && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
-			n.do(publishReq(`<message to="r">`+text+`</message>`, "text/xml"))
-		}()
-	}
-
-	publishWhenWaiting("one")
+	n, srv, client := parkedOn(t, rdb, 5*time.Second)
+	publishWhenWaiting(n, "r", "one")
 	status, body, hdr, _ := pollOn(t, client, srv.URL, "r", "")
 	if status != 200 || body != `[{"id":1,"data":"one"}]` || calls.reads.Load() != 1 {
 		t.Fatalf("first poll = %d %s after %d reads; want message 1 after 1", status, body, calls.reads.Load())
 	}
-	publishWhenWaiting("two")
+	publishWhenWaiting(n, "r", "two")
 	status, body, hdr, _ = pollOn(t, client, srv.URL, "r", hdr.Get("Cometbox-Cursor"))
 	if status != 200 || body != `[{"id":2,"data":"two"}]` {
 		t.Fatalf("second poll = %d %s; want message 2", status, body)
@@ -317,5 +322,28 @@ func TestRePollAfterWakeReadsNothing(t *testing.T) {
 	status, body, _, _ = pollOn(t, client, srv.URL, "r", strings.TrimSuffix(hdr.Get("Cometbox-Cursor"), "2")+"1")
 	if status != 200 || body != `[{"id":2,"data":"two"}]` || calls.reads.Load() != 2 {
 		t.Fatalf("poll at 1 = %d %s after %d reads; want message 2 after 2", status, body, calls.reads.Load())
+	}
+}
+
+// A re-poll held without reading still learns at once that its client's
+// sequence is gone (Redis flushed between the wake-up it trusts and the
+// re-poll): its background acknowledgement says so, and the poll reads.
+// (It used to wait for its timeout and answer without the reset.)
+func TestRePollWithoutReadLearnsOfAReset(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	n, srv, client := parkedOn(t, rdb, 10*time.Second)
+	publishWhenWaiting(n, "f", "one")
+	status, body, hdr, _ := pollOn(t, client, srv.URL, "f", "")
+	if status != 200 || body != `[{"id":1,"data":"one"}]` {
+		t.Fatalf("first poll = %d %s", status, body)
+	}
+	mr.FlushAll()
+	start := time.Now()
+	status, body, hdr, _ = pollOn(t, client, srv.URL, "f", hdr.Get("Cometbox-Cursor"))
+	if status != 200 || body != "[]" || hdr.Get("Cometbox-Reset") != "1" {
+		t.Fatalf("re-poll after the flush = %d %s, reset %q; want [] with Cometbox-Reset", status, body, hdr.Get("Cometbox-Reset"))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the reset came after %v; want it at once, not at the 10s timeout", d)
 	}
 }

@@ -40,8 +40,9 @@ type Queue interface {
 	// WakeEnd returns the cursor of the last message a wake-up's payload
 	// announces, when it can tell.
 	WakeEnd(payload string) (message.Cursor, bool)
-	// AckSoon acknowledges up to ack without waiting for Redis.
-	AckSoon(client string, ack message.Cursor)
+	// AckSoon acknowledges up to ack without waiting for Redis, and calls
+	// onReset if ack turns out not to be from the client's sequence.
+	AckSoon(client string, ack message.Cursor, onReset func())
 }
 
 // Subscribe subscribes to client's wake-ups and returns once they are
@@ -152,6 +153,7 @@ type Held struct {
 	page     message.Page // the last read
 	deadline time.Time
 	stop     func()       // the wake-up subscription
+	wake     func(string) // what the subscription calls
 	release  func()       // the admission
 	done     func(string) // the metrics
 	onDrain  func(at time.Time)
@@ -172,7 +174,7 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	if err != nil {
 		return Result{}, nil, err
 	}
-	h := &Held{p: p, client: client, since: since, release: release, done: p.m.PollStarted()}
+	h := &Held{p: p, client: client, since: since, wake: wake, release: release, done: p.m.PollStarted()}
 	h.deadline = time.Now().Add(jitterDown(p.opts.Timeout, 0.1))
 
 	var latest string
@@ -191,8 +193,10 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	if p.caughtUp(latest, since) {
 		// The browser has what the latest wake-up announced, and anything
 		// enqueued since has a wake-up on its way: wait for it without
-		// reading the queue, and acknowledge in the background.
-		p.q.AckSoon(client, since)
+		// reading the queue, and acknowledge in the background. Should the
+		// sequence have gone meanwhile (a flush), the acknowledgement says
+		// so, and the poll reads, to answer the reset at once.
+		p.q.AckSoon(client, since, h.rewake)
 		h.page = message.Page{Next: since}
 		res = h.Empty(metrics.OutcomeTimeout)
 	} else {
@@ -211,6 +215,17 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 	p.holding[h] = struct{}{}
 	p.mu.Unlock()
 	return res, h, nil
+}
+
+// rewake makes the poll read its queue, unless it has finished: under the
+// Poller's lock, so that Finish, which takes it, cannot have handed the
+// poll's connection on meanwhile.
+func (h *Held) rewake() {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	if !h.finished.Load() {
+		h.wake("")
+	}
 }
 
 // caughtUp reports whether since is the last message announced by the

@@ -27,6 +27,7 @@ type fakeStore struct {
 	carry    bool              // wake-ups carry the message
 	latest   map[string]string // what subscribe reports as the latest wake-up, once
 	acks     []string          // AckSoon's calls, "client:id"
+	onReset  func()            // the last AckSoon's
 }
 
 type fakeWatch struct {
@@ -73,10 +74,11 @@ func (f *fakeStore) WakeEnd(payload string) (message.Cursor, bool) {
 	return message.Cursor{ID: id}, err == nil
 }
 
-func (f *fakeStore) AckSoon(client string, ack message.Cursor) {
+func (f *fakeStore) AckSoon(client string, ack message.Cursor, onReset func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.acks = append(f.acks, fmt.Sprintf("%s:%d", client, ack.ID))
+	f.onReset = onReset
 }
 
 func (f *fakeStore) subscribe(ctx context.Context, client string, wait time.Duration, wake func(string)) (func(), string, error) {

@@ -103,10 +103,9 @@ gather:
 	if len(batch) == 0 {
 		return
 	}
-	calls = append(calls, q.takeAcks(pipelineMax-len(calls))...) // their results are not awaited
 	ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
 	defer cancel()
-	cmds, _ := execScripts(ctx, q.rdb, calls, Durability{}) // no durability: never an error
+	cmds := sendAcks(ctx, q.rdb, calls, q.takeAcks(pipelineMax-len(calls)))
 	for i, p := range batch {
 		p.done <- cmds[i]
 	}

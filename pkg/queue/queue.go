@@ -130,9 +130,9 @@ type Queue struct {
 	senders chan struct{} // a slot per pipeline on its way
 
 	ackMu     sync.Mutex
-	acks      []scriptCall // AckSoon's, until a pipeline or flushAcks sends them
-	acksSince time.Time    // when the oldest of acks came
-	ackTimer  bool         // a flushAcks is planned
+	acks      []ack     // AckSoon's, until a pipeline or flushAcks sends them
+	acksSince time.Time // when the oldest of acks came
+	ackTimer  bool      // a flushAcks is planned
 	ackDelay  time.Duration
 }
 
@@ -275,19 +275,21 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 	return page.Reset, err
 }
 
-// AckSoon acknowledges every message of client up to ack, as Ack does,
-// without waiting. With Options.Pipeline the acknowledgement rides in the
-// next pipeline sent, if one goes within ackDelay; otherwise the
+// AckSoon acknowledges every message of client up to cursor, as Ack
+// does, without waiting. With Options.Pipeline the acknowledgement rides
+// in the next pipeline sent, if one goes within ackDelay; otherwise the
 // acknowledgements that waited that long go together in a pipeline of
 // their own. A poll that needs no read uses it. Nothing is lost when one
-// fails: the client's next read acknowledges the same and more.
-func (q *Queue) AckSoon(client string, ack message.Cursor) {
-	c := q.readCall(client, ack, ack.ID, 0)
+// fails: the client's next read acknowledges the same and more. onReset,
+// when not nil, is called (from another goroutine) if Redis says cursor
+// is not from the client's current sequence.
+func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
+	a := ack{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset}
 	q.ackMu.Lock()
 	if len(q.acks) == 0 {
 		q.acksSince = time.Now()
 	}
-	q.acks = append(q.acks, c)
+	q.acks = append(q.acks, a)
 	arm := !q.ackTimer
 	q.ackTimer = true
 	q.ackMu.Unlock()
@@ -300,10 +302,43 @@ func (q *Queue) AckSoon(client string, ack message.Cursor) {
 // pipeline to ride in, or for others to share one.
 const ackDelay = 5 * time.Millisecond
 
+// ack is an acknowledgement from AckSoon.
+type ack struct {
+	call    scriptCall
+	onReset func()
+}
+
+// done reads the reply to a's call.
+func (a ack) done(cmd *redis.Cmd) {
+	if a.onReset == nil {
+		return
+	}
+	if res, err := cmd.Slice(); err == nil && len(res) == 4 {
+		if reset, _ := res[2].(int64); reset == 1 {
+			a.onReset()
+		}
+	}
+}
+
+// sendAcks sends calls and acks in one pipeline, hands each ack its
+// reply, and returns the calls' replies.
+func sendAcks(ctx context.Context, rdb Redis, calls []scriptCall, acks []ack) []*redis.Cmd {
+	all := make([]scriptCall, 0, len(calls)+len(acks))
+	all = append(all, calls...)
+	for _, a := range acks {
+		all = append(all, a.call)
+	}
+	cmds, _ := execScripts(ctx, rdb, all, Durability{}) // no durability: never an error
+	for i, a := range acks {
+		a.done(cmds[len(calls)+i])
+	}
+	return cmds[:len(calls)]
+}
+
 // takeAcks returns up to max of the acknowledgements AckSoon gathered,
 // oldest first, and forgets them. What it leaves waits for the next
 // pipeline or flush.
-func (q *Queue) takeAcks(max int) []scriptCall {
+func (q *Queue) takeAcks(max int) []ack {
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
 	n := min(max, len(q.acks))
@@ -334,11 +369,11 @@ func (q *Queue) flushAcks() {
 			time.AfterFunc(wait, q.flushAcks)
 			return
 		}
-		calls := q.acks
+		acks := q.acks
 		q.acks = nil
 		q.ackMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), pipelineTimeout)
-		_, _ = execScripts(ctx, q.rdb, calls, Durability{}) // an acknowledgement needs no durability
+		sendAcks(ctx, q.rdb, nil, acks)
 		cancel()
 	}
 }

@@ -314,7 +314,8 @@ func TestDecodeWake(t *testing.T) {
 }
 
 // AckSoon acknowledges in the background, the acknowledgements of many
-// polls in one round trip, and never in another life of the sequence.
+// polls in one round trip, and never in another life of the sequence,
+// which it reports.
 func TestAckSoon(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := redistest.New(t)
@@ -334,9 +335,11 @@ func TestAckSoon(t *testing.T) {
 	var trips roundTrips
 	rdb.AddHook(&trips)
 
-	q.AckSoon("c0", message.Cursor{Epoch: "other", ID: 2}) // would empty the queue
+	var resets atomic.Int64
+	reset := func() { resets.Add(1) }
+	q.AckSoon("c0", message.Cursor{Epoch: "other", ID: 2}, reset) // would empty the queue
 	for c, epoch := range epochs {
-		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: epoch, ID: 1})
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: epoch, ID: 1}, reset)
 	}
 	for c := range 10 {
 		list := fmt.Sprintf("cb:{c%d}:q", c)
@@ -352,6 +355,12 @@ func TestAckSoon(t *testing.T) {
 	}
 	if got := trips.n.Load(); got != 1 {
 		t.Errorf("11 acknowledgements took %d round trips; want 1", got)
+	}
+	for deadline := time.Now().Add(2 * time.Second); resets.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond) // the reply is read after Redis has run the calls
+	}
+	if got := resets.Load(); got != 1 {
+		t.Errorf("%d acknowledgements reported a reset; want 1, the one from another epoch", got)
 	}
 }
 
@@ -374,10 +383,10 @@ func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
 
 	start := time.Now()
 	at := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
-	q.AckSoon("a", pa.Next) // plans a flush for start+delay
+	q.AckSoon("a", pa.Next, nil) // plans a flush for start+delay
 	q.Read(ctx, "c", message.Cursor{}, 1)
 	at(delay / 2)
-	q.AckSoon("b", pb.Next) // too young to flush at start+delay: its flush is due at 1.5 delay
+	q.AckSoon("b", pb.Next, nil) // too young to flush at start+delay: its flush is due at 1.5 delay
 	at(delay * 7 / 6)
 	q.Read(ctx, "c", message.Cursor{}, 1)
 	if time.Since(start) > delay*4/3 {
@@ -451,7 +460,7 @@ func TestAckSoonOneFlushAtATime(t *testing.T) {
 	q := queue.New(rdb, queue.Options{})
 	queue.SetAckDelay(q, time.Millisecond)
 	for c := range 10 {
-		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1})
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1}, nil)
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // every flush has begun
@@ -496,7 +505,7 @@ func TestAckSoonFillsPipelinesUpToTheirBound(t *testing.T) {
 	var sizes pipelineSizes
 	rdb.AddHook(&sizes)
 	for c := range 300 {
-		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1})
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1}, nil)
 	}
 	q.Read(ctx, "a", message.Cursor{}, 1)
 	q.Read(ctx, "b", message.Cursor{}, 1)
@@ -517,7 +526,7 @@ func TestAckSoonRidesInAPipeline(t *testing.T) {
 	page, _ := q.Read(ctx, "a", message.Cursor{}, 1)
 	var trips roundTrips
 	rdb.AddHook(&trips)
-	q.AckSoon("a", page.Next)
+	q.AckSoon("a", page.Next, nil)
 	if _, err := q.Read(ctx, "b", message.Cursor{}, 1); err != nil {
 		t.Fatal(err)
 	}
