@@ -30,12 +30,13 @@ test-storm:
 	$(GO) test -count=1 -run '^TestFaultReconnectStorm$$' ./cmd/cometbox
 
 ## test-fuzz: a bounded run of each fuzz target over its committed corpus and new inputs
+## (scripts/fuzz.sh: a real finding fails; the engine's own deadline race replays the corpus)
 test-fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseXML$$' -fuzztime $(FUZZTIME) ./pkg/message
-	$(GO) test -run '^$$' -fuzz '^FuzzParseXMLFast$$' -fuzztime $(FUZZTIME) ./pkg/message
-	$(GO) test -run '^$$' -fuzz '^FuzzParseCursor$$' -fuzztime $(FUZZTIME) ./pkg/message
-	$(GO) test -run '^$$' -fuzz '^FuzzPublish$$' -fuzztime $(FUZZTIME) ./pkg/httpapi
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRePoll$$' -fuzztime $(FUZZTIME) ./pkg/httpapi
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseXML ./pkg/message
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseXMLFast ./pkg/message
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseCursor ./pkg/message
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPublish ./pkg/httpapi
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseRePoll ./pkg/httpapi
 
 ## test-php: the PHP client's unit and acceptance suites (php-client/)
 test-php: build
