@@ -24,9 +24,10 @@ import (
 // of goroutines that use under a quarter of theirs, and a parked poll's
 // goroutine keeps the stack its last request grew (with 10,000 held after
 // a load phase: 6.5 kB on average, where waiting needs 2), so it first
-// collects until the stacks stop shrinking, at most 4 times. Under load it does nothing: a forced
-// collection then would only add to the latency of the polls it serves,
-// and the runtime's own pacing and scavenger are right.
+// collects until the stacks stop shrinking, at most 4 times. Under load
+// it does nothing: a forced collection then would only add to the latency
+// of the polls it serves, and the runtime's own pacing and scavenger are
+// right.
 func returnMemory(ctx context.Context, log *slog.Logger, interval time.Duration, threshold uint64) {
 	samples := []metrics.Sample{
 		{Name: "/gc/heap/allocs:bytes"},           // allocated since start

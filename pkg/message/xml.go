@@ -368,7 +368,12 @@ func EncodeText(s string) json.RawMessage {
 }
 
 func isSpace(b []byte) bool {
-	return len(bytes.TrimLeft(b, " \t\r\n")) == 0
+	for _, c := range b {
+		if !isSpaceByte(c) {
+			return false
+		}
+	}
+	return true
 }
 
 func attrName(n xml.Name) string {
@@ -396,7 +401,10 @@ var bodyReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
 // skipBOM drops a leading UTF-8 byte order mark, which some editors and
 // XML writers emit.
 func skipBOM(br *bufio.Reader) {
-	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte{0xEF, 0xBB, 0xBF}) {
-		_, _ = br.Discard(3)
+	if b, err := br.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
+		_, _ = br.Discard(len(bom))
 	}
 }
+
+// bom is the UTF-8 byte order mark.
+var bom = []byte{0xEF, 0xBB, 0xBF}

@@ -93,8 +93,8 @@ func (s *scanner) has(prefix string) bool {
 }
 
 func (s *scanner) skipBOM() {
-	if s.has("\xEF\xBB\xBF") {
-		s.i += 3
+	if bytes.HasPrefix(s.b[s.i:], bom) {
+		s.i += len(bom)
 	}
 }
 

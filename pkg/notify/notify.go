@@ -137,6 +137,16 @@ type channel struct {
 	latest string
 }
 
+// joinLocked adds w to the watchers of the subscribed channel, armed at
+// once, and hands it the channel's latest wake-up, which only one watcher
+// gets.
+func (ch *channel) joinLocked(w *watcher) (latest string) {
+	w.ch, w.armed = ch, true
+	ch.watchers = append(ch.watchers, w)
+	latest, ch.latest = ch.latest, ""
+	return latest
+}
+
 // remove takes w out of the channel's watchers and reports whether it was
 // there.
 func (ch *channel) remove(w *watcher) bool {
@@ -236,9 +246,7 @@ func (n *Notifier) Watch(ctx context.Context, client string, wait time.Duration,
 	// poll has just ended): no waiting, so no timer.
 	n.mu.Lock()
 	if ch := n.chans[name]; ch != nil && ch.state == subscribed && !n.closed {
-		w.ch, w.armed = ch, true
-		ch.watchers = append(ch.watchers, w)
-		latest, ch.latest = ch.latest, ""
+		latest := ch.joinLocked(w)
 		n.mu.Unlock()
 		return w.stop, latest, nil
 	}
@@ -281,14 +289,13 @@ func (n *Notifier) Watch(ctx context.Context, client string, wait time.Duration,
 		n.mu.Unlock()
 		return nil, "", fmt.Errorf("%w: %w", ErrDown, err)
 	}
-	w.ch = ch
-	ch.watchers = append(ch.watchers, w)
 	if ch.state == subscribed {
-		w.armed = true
-		latest, ch.latest = ch.latest, ""
+		latest := ch.joinLocked(w)
 		n.mu.Unlock()
 		return w.stop, latest, nil
 	}
+	w.ch = ch
+	ch.watchers = append(ch.watchers, w)
 	w.ready = make(chan struct{})
 	n.mu.Unlock()
 

@@ -130,9 +130,9 @@ type Queue struct {
 	senders chan struct{} // a slot per pipeline on its way
 
 	ackMu     sync.Mutex
-	acks      []ack     // AckSoon's, until a pipeline or flushAcks sends them
-	acksSince time.Time // when the oldest of acks came
-	ackTimer  bool      // a flushAcks is planned
+	acks      []queuedAck // AckSoon's, until a pipeline or flushAcks sends them
+	acksSince time.Time   // when the oldest of acks came
+	ackTimer  bool        // a flushAcks is planned
 	ackDelay  time.Duration
 }
 
@@ -284,7 +284,7 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 // when not nil, is called (from another goroutine) if Redis says cursor
 // is not from the client's current sequence.
 func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
-	a := ack{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset}
+	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset}
 	q.ackMu.Lock()
 	if len(q.acks) == 0 {
 		q.acksSince = time.Now()
@@ -302,14 +302,14 @@ func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
 // pipeline to ride in, or for others to share one.
 const ackDelay = 5 * time.Millisecond
 
-// ack is an acknowledgement from AckSoon.
-type ack struct {
+// queuedAck is an acknowledgement from AckSoon.
+type queuedAck struct {
 	call    scriptCall
 	onReset func()
 }
 
 // done reads the reply to a's call.
-func (a ack) done(cmd *redis.Cmd) {
+func (a queuedAck) done(cmd *redis.Cmd) {
 	if a.onReset == nil {
 		return
 	}
@@ -321,24 +321,23 @@ func (a ack) done(cmd *redis.Cmd) {
 }
 
 // sendAcks sends calls and acks in one pipeline, hands each ack its
-// reply, and returns the calls' replies.
-func sendAcks(ctx context.Context, rdb Redis, calls []scriptCall, acks []ack) []*redis.Cmd {
-	all := make([]scriptCall, 0, len(calls)+len(acks))
-	all = append(all, calls...)
+// reply, and returns the calls' replies. It appends to calls.
+func sendAcks(ctx context.Context, rdb Redis, calls []scriptCall, acks []queuedAck) []*redis.Cmd {
+	n := len(calls)
 	for _, a := range acks {
-		all = append(all, a.call)
+		calls = append(calls, a.call)
 	}
-	cmds, _ := execScripts(ctx, rdb, all, Durability{}) // no durability: never an error
+	cmds, _ := execScripts(ctx, rdb, calls, Durability{}) // no durability: never an error
 	for i, a := range acks {
-		a.done(cmds[len(calls)+i])
+		a.done(cmds[n+i])
 	}
-	return cmds[:len(calls)]
+	return cmds[:n]
 }
 
 // takeAcks returns up to max of the acknowledgements AckSoon gathered,
 // oldest first, and forgets them. What it leaves waits for the next
 // pipeline or flush.
-func (q *Queue) takeAcks(max int) []ack {
+func (q *Queue) takeAcks(max int) []queuedAck {
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
 	n := min(max, len(q.acks))
@@ -462,10 +461,8 @@ func (q *Queue) DecodeWake(payload string, since message.Cursor, limit int) (pag
 	if q.opts.Durability.enabled() {
 		return message.Page{}, false // a read confirms durability; the wake-up cannot
 	}
-	head, entries, found := strings.Cut(payload, "\n")
-	epoch, firstText, _ := strings.Cut(head, " ")
-	first, err := strconv.ParseUint(firstText, 10, 64)
-	if !found || err != nil || first != since.ID+1 || (since.Epoch != "" && since.Epoch != epoch) {
+	epoch, first, entries, ok := parseWake(payload)
+	if !ok || first != since.ID+1 || (since.Epoch != "" && since.Epoch != epoch) {
 		return message.Page{}, false
 	}
 	for i := 0; entries != "" && len(page.Messages) < max(limit, 1); i++ {
@@ -488,14 +485,22 @@ func (q *Queue) DecodeWake(payload string, since message.Cursor, limit int) (pag
 // enqueue.lua) announces, when it carries the messages (so their number is
 // known); ok is false otherwise.
 func (q *Queue) WakeEnd(payload string) (end message.Cursor, ok bool) {
-	head, entries, found := strings.Cut(payload, "\n")
-	epoch, firstText, _ := strings.Cut(head, " ")
-	first, err := strconv.ParseUint(firstText, 10, 64)
-	if !found || err != nil || epoch == "" || entries == "" {
+	epoch, first, entries, ok := parseWake(payload)
+	if !ok || epoch == "" || entries == "" {
 		return message.Cursor{}, false
 	}
 	// Entries hold compact JSON: a line feed only ever separates two.
 	return message.Cursor{Epoch: epoch, ID: first + uint64(strings.Count(entries, "\n"))}, true
+}
+
+// parseWake splits a wake-up's payload, "EPOCH FIRST\nENTRIES" (see
+// enqueue.lua); ok is false when it has no entries part or FIRST is not
+// a number.
+func parseWake(payload string) (epoch string, first uint64, entries string, ok bool) {
+	head, entries, found := strings.Cut(payload, "\n")
+	epoch, firstText, _ := strings.Cut(head, " ")
+	first, err := strconv.ParseUint(firstText, 10, 64)
+	return epoch, first, entries, found && err == nil
 }
 
 // group is one client's share of a batch: indexes into batch.Messages.

@@ -405,10 +405,11 @@ func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
 
 // inFlight counts the script calls and pipelines of them a client has on
 // their way, and the most at once (not the handshake of a new connection
-// inside one).
-type inFlight struct{ now, most atomic.Int64 }
+// inside one), and the script calls sent in all.
+type inFlight struct{ now, most, sent atomic.Int64 }
 
-func (f *inFlight) track(next func() error) error {
+func (f *inFlight) track(calls int, next func() error) error {
+	f.sent.Add(int64(calls))
 	n := f.now.Add(1)
 	for m := f.most.Load(); n > m && !f.most.CompareAndSwap(m, n); m = f.most.Load() {
 	}
@@ -422,7 +423,7 @@ func (f *inFlight) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if !isScript(cmd) {
 			return next(ctx, cmd)
 		}
-		return f.track(func() error { return next(ctx, cmd) })
+		return f.track(1, func() error { return next(ctx, cmd) })
 	}
 }
 func (f *inFlight) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
@@ -430,7 +431,7 @@ func (f *inFlight) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		if len(cmds) == 0 || !isScript(cmds[0]) {
 			return next(ctx, cmds)
 		}
-		return f.track(func() error { return next(ctx, cmds) })
+		return f.track(len(cmds), func() error { return next(ctx, cmds) })
 	}
 }
 
@@ -463,10 +464,9 @@ func TestAckSoonOneFlushAtATime(t *testing.T) {
 		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1}, nil)
 		time.Sleep(5 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // every flush has begun
-	for deadline := time.Now().Add(5 * time.Second); calls.now.Load() > 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); calls.sent.Load() < 10 || calls.now.Load() > 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("acknowledgements still on their way after 5s")
+			t.Fatalf("after 5s, %d of 10 acknowledgements sent, %d flushes on their way", calls.sent.Load(), calls.now.Load())
 		}
 	}
 	if got := calls.most.Load(); got != 1 {
