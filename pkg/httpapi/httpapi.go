@@ -104,6 +104,7 @@ type Handler struct {
 	assets   map[string]asset
 	returned *returnedConns
 	ids      *requestIDs
+	dates    httpDates // of answers written by park.go and next.go
 
 	// rePoll is what the router runs for GET /poll, without the routing:
 	// re-polls read on parked connections (next.go) go straight to it.

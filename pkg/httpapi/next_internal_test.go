@@ -165,7 +165,7 @@ func BenchmarkWriteAnswer(b *testing.B) {
 	for b.Loop() {
 		rec := pk.recorder()
 		h.writePage(rec, page)
-		if err := writeResponse(conn, rec, false); err != nil {
+		if err := h.writeResponse(conn, rec, false); err != nil {
 			b.Fatal(err)
 		}
 		rec.free()
@@ -252,6 +252,18 @@ func TestWritePageContentLength(t *testing.T) {
 		h.writePage(rec, page)
 		if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(rec.Body.Len()); got != want {
 			t.Errorf("%d messages: Content-Length %s for a body of %s bytes (%s)", n, got, want, rec.Body)
+		}
+	}
+}
+
+// The Date of an answer is formatted once per second, and is the second
+// of the answer, not of an earlier one.
+func TestHTTPDates(t *testing.T) {
+	var d httpDates
+	t0 := time.Date(2026, 11, 26, 9, 59, 59, 100, time.FixedZone("CET", 3600))
+	for _, at := range []time.Time{t0, t0.Add(800 * time.Millisecond), t0.Add(time.Second), t0.Add(-time.Hour)} {
+		if got, want := d.format(at), at.UTC().Format(http.TimeFormat); got != want {
+			t.Errorf("format(%v) = %q, want %q", at, got, want)
 		}
 	}
 }

@@ -257,7 +257,7 @@ func (pk *parked) recorder() *recorder {
 // connection; it returns the next poll parked on it, if any.
 func (pk *parked) send(rec *recorder, closeAfter bool) *parked {
 	closeAfter = closeAfter || pk.h.poller.Draining()
-	err := writeResponse(pk.conn, rec, closeAfter)
+	err := pk.h.writeResponse(pk.conn, rec, closeAfter)
 	rec.free()
 	if err != nil || closeAfter {
 		_ = pk.conn.Close()

@@ -92,9 +92,10 @@ func (h *Handler) authorizePublish(r *http.Request) error {
 	if r.Header.Get("Origin") != "" {
 		return errCrossOrigin
 	}
-	q := r.URL.Query()
-	if q.Has("secret") || q.Has("token") {
-		return errSecretInQuery
+	if r.URL.RawQuery != "" {
+		if q := r.URL.Query(); q.Has("secret") || q.Has("token") {
+			return errSecretInQuery
+		}
 	}
 	if h.cfg.PublishSecret == "" {
 		return nil
