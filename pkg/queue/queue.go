@@ -134,6 +134,7 @@ type Queue struct {
 	acksSince time.Time   // when the oldest of acks came
 	ackTimer  bool        // a flushAcks is planned
 	ackDelay  time.Duration
+	after     func(time.Duration, func()) // plans a flushAcks: time.AfterFunc but in tests
 }
 
 // New returns a Queue over rdb.
@@ -150,7 +151,7 @@ func New(rdb Redis, opts Options) *Queue {
 	if opts.IdempotencyTTL <= 0 {
 		opts.IdempotencyTTL = 10 * time.Minute
 	}
-	q := &Queue{rdb: rdb, opts: opts, now: time.Now, ackDelay: ackDelay}
+	q := &Queue{rdb: rdb, opts: opts, now: time.Now, after: afterFunc, ackDelay: ackDelay}
 	if opts.Pipeline {
 		q.batches = make(chan *pending, 4096)
 		q.senders = make(chan struct{}, pipelinesInFlight)
@@ -287,16 +288,18 @@ func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
 	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset}
 	q.ackMu.Lock()
 	if len(q.acks) == 0 {
-		q.acksSince = time.Now()
+		q.acksSince = q.now()
 	}
 	q.acks = append(q.acks, a)
 	arm := !q.ackTimer
 	q.ackTimer = true
 	q.ackMu.Unlock()
 	if arm {
-		time.AfterFunc(q.ackDelay, q.flushAcks)
+		q.after(q.ackDelay, q.flushAcks)
 	}
 }
+
+func afterFunc(d time.Duration, f func()) { time.AfterFunc(d, f) }
 
 // ackDelay is how long an acknowledgement from AckSoon waits for a
 // pipeline to ride in, or for others to share one.
@@ -363,9 +366,9 @@ func (q *Queue) flushAcks() {
 			q.ackMu.Unlock()
 			return
 		}
-		if wait := q.ackDelay - time.Since(q.acksSince); wait > 0 {
+		if wait := q.ackDelay - q.now().Sub(q.acksSince); wait > 0 {
 			q.ackMu.Unlock()
-			time.AfterFunc(wait, q.flushAcks)
+			q.after(wait, q.flushAcks)
 			return
 		}
 		acks := q.acks
