@@ -9,13 +9,16 @@
 #   PHASES     cometbox-bench phases (default: max1=max/1/20s/16)
 # Environment:
 #   SUBS       long-polls to hold (default 10000)
-#   PROFILE    cpu, allocs, heap, goroutine or none (default cpu)
+#   PROFILE    cpu, allocs, heap, goroutine, trace or none (default cpu)
 #   PROF_AT    seconds after the load tool starts to begin (default 12:
 #              10,000 polls connected and settled, the first phase running)
 #   PROF_SECS  length of the profile and of the system call count (default 10)
 #   SYSCALLS   1 to count the node's system calls by kind with perf (needs
 #              perf and tracefs; default 0)
 #   GOGC       passed to the node as usual (unset: its -gc-percent)
+#   NODE_ENV   more environment for the node alone, as NAME=VALUE words
+#              (e.g. "GOMAXPROCS=1 GODEBUG=gctrace=1"; gctrace goes to
+#              OUT/node.log)
 #   OUT        result directory (default a new one under /tmp)
 #
 # Prints the load tool's table and the profile's top functions; the
@@ -56,7 +59,7 @@ redis_pid=$!
 pids+=("$redis_pid")
 for _ in $(seq 50); do [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
 
-"$OUT/cometbox" -listen "127.0.0.1:$node_port" -redis-url "redis://127.0.0.1:$redis_port" \
+env ${NODE_ENV:-} "$OUT/cometbox" -listen "127.0.0.1:$node_port" -redis-url "redis://127.0.0.1:$redis_port" \
   -debug-listen "127.0.0.1:$debug_port" -max-polls-per-client 0 -max-polls 19500 \
   -log-level warn >"$OUT/node.log" 2>&1 &
 node_pid=$!
@@ -96,7 +99,9 @@ if [ "$SYSCALLS" = 1 ] && [ -s "$OUT/syscalls.csv" ] && [ "$msgs" -gt 0 ]; then
   echo "system calls of the node per delivered message:"
   awk -F, -v m="$msgs" '$3 ~ /sys_enter/ {sub(/.*sys_enter_/, "", $3); printf "  %-12s %6.2f\n", $3, $1 / m}' "$OUT/syscalls.csv"
 fi
-if [ "$PROFILE" != none ]; then
+if [ "$PROFILE" = trace ]; then
+  echo "scheduling delays: go tool trace -pprof=sched $OUT/node.pprof > sched.pprof; go tool pprof -top sched.pprof"
+elif [ "$PROFILE" != none ]; then
   index=""
   [ "$PROFILE" = allocs ] && index="-sample_index=alloc_space"
   go tool pprof $index -top -nodecount=25 "$OUT/cometbox" "$OUT/node.pprof" 2>/dev/null | sed -n '1,35p'
