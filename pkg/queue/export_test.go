@@ -6,8 +6,9 @@ import "time"
 // pipeline, so that a test can tell the two ways they travel apart.
 func SetAckDelay(q *Queue, d time.Duration) { q.ackDelay = d }
 
-// SetClock gives AckSoon's flushes a clock of the test's: now tells the
-// time, after plans a flush.
+// SetClock gives the queue a clock of the test's: now tells the time
+// (of AckSoon's flushes, and the publish time stored with messages),
+// after plans a flush.
 func SetClock(q *Queue, now func() time.Time, after func(time.Duration, func())) {
 	q.now, q.after = now, after
 }

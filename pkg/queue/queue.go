@@ -125,16 +125,15 @@ type Redis interface {
 type Queue struct {
 	rdb     Redis
 	opts    Options
-	now     func() time.Time
-	batches chan *pending // calls waiting for a pipeline; nil without Options.Pipeline
-	senders chan struct{} // a slot per pipeline on its way
+	now     func() time.Time // time.Now but in tests
+	batches chan *pending    // calls waiting for a pipeline; nil without Options.Pipeline
+	senders chan struct{}    // a slot per pipeline on its way
 
-	ackMu     sync.Mutex
-	acks      []queuedAck // AckSoon's, until a pipeline or flushAcks sends them
-	acksSince time.Time   // when the oldest of acks came
-	ackTimer  bool        // a flushAcks is planned
-	ackDelay  time.Duration
-	after     func(time.Duration, func()) // plans a flushAcks: time.AfterFunc but in tests
+	ackMu    sync.Mutex
+	acks     []queuedAck // AckSoon's, oldest first, until a pipeline or flushAcks sends them
+	ackTimer bool        // a flushAcks is planned
+	ackDelay time.Duration
+	after    func(time.Duration, func()) // plans a flushAcks: time.AfterFunc but in tests
 }
 
 // New returns a Queue over rdb.
@@ -285,11 +284,8 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 // when not nil, is called (from another goroutine) if Redis says cursor
 // is not from the client's current sequence.
 func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
-	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset}
+	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset, at: q.now()}
 	q.ackMu.Lock()
-	if len(q.acks) == 0 {
-		q.acksSince = q.now()
-	}
 	q.acks = append(q.acks, a)
 	arm := !q.ackTimer
 	q.ackTimer = true
@@ -309,6 +305,7 @@ const ackDelay = 5 * time.Millisecond
 type queuedAck struct {
 	call    scriptCall
 	onReset func()
+	at      time.Time // when AckSoon queued it
 }
 
 // done reads the reply to a's call.
@@ -366,7 +363,7 @@ func (q *Queue) flushAcks() {
 			q.ackMu.Unlock()
 			return
 		}
-		if wait := q.ackDelay - q.now().Sub(q.acksSince); wait > 0 {
+		if wait := q.ackDelay - q.now().Sub(q.acks[0].at); wait > 0 {
 			q.ackMu.Unlock()
 			q.after(wait, q.flushAcks)
 			return

@@ -364,45 +364,69 @@ func TestAckSoon(t *testing.T) {
 	}
 }
 
-// A flush sends only the acknowledgements that waited the whole delay:
-// one that came after the flush was planned waits on, and rides in a
-// pipeline if one goes before its own delay is over. The flush used to
-// send whatever it found (half the acknowledgements at 2,000 msg/s went
-// in flushes of their own).
+// A flush goes once the oldest acknowledgement still queued has waited
+// the whole delay: one that came after the flush was planned waits on,
+// rides in a pipeline if one goes before its own delay is over, and
+// otherwise goes in the flush planned again for that moment. The flush
+// used to send whatever it found (half the acknowledgements at 2,000
+// msg/s went in flushes of their own).
 func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
-	ctx := context.Background()
-	_, rdb := redistest.New(t)
-	q := queue.New(rdb, queue.Options{Pipeline: true})
 	const delay = time.Second
-	queue.SetAckDelay(q, delay)
-	clock := newFakeClock()
-	queue.SetClock(q, clock.now, clock.after)
-	if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("b", "1"))); err != nil { // loads the script
-		t.Fatal(err)
-	}
-	pa, _ := q.Read(ctx, "a", message.Cursor{}, 1)
-	pb, _ := q.Read(ctx, "b", message.Cursor{}, 1)
-	var trips roundTrips
-	rdb.AddHook(&trips)
+	for _, tc := range []struct {
+		name          string
+		read          bool  // a read goes at 7/6 delay and takes b's acknowledgement
+		before, after int64 // round trips just before 1.5 delay, and after
+	}{
+		{"a pipeline takes what waits", true, 2, 2},
+		{"the flush planned again sends it", false, 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			_, rdb := redistest.New(t)
+			q := queue.New(rdb, queue.Options{Pipeline: true})
+			queue.SetAckDelay(q, delay)
+			clock := newFakeClock()
+			queue.SetClock(q, clock.now, clock.after)
+			if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("b", "1"))); err != nil { // loads the script
+				t.Fatal(err)
+			}
+			pa, _ := q.Read(ctx, "a", message.Cursor{}, 1)
+			pb, _ := q.Read(ctx, "b", message.Cursor{}, 1)
+			var trips roundTrips
+			rdb.AddHook(&trips)
 
-	q.AckSoon("a", pa.Next, nil) // plans a flush for delay
-	q.Read(ctx, "c", message.Cursor{}, 1)
-	clock.advance(delay / 2)
-	q.AckSoon("b", pb.Next, nil) // too young to flush at delay: its flush is due at 1.5 delay
-	clock.advance(delay / 2)
-	if got := trips.n.Load(); got != 1 {
-		t.Errorf("after the first flush: %d round trips; want 1, the read that took a's acknowledgement", got)
-	}
-	clock.advance(delay / 6)
-	q.Read(ctx, "c", message.Cursor{}, 1)
-	clock.advance(delay)
-	if got := trips.n.Load(); got != 2 {
-		t.Errorf("%d round trips; want 2, the two reads that took the acknowledgements", got)
-	}
-	for _, c := range []string{"a", "b"} {
-		if n, _ := rdb.LLen(ctx, "cb:{"+c+"}:q").Result(); n != 0 {
-			t.Errorf("%s's queue holds %d; want it acknowledged", c, n)
-		}
+			start := clock.now()
+			at := func(d time.Duration) { clock.advance(start.Add(d).Sub(clock.now())) }
+			q.AckSoon("a", pa.Next, nil) // plans a flush for delay
+			q.Read(ctx, "c", message.Cursor{}, 1)
+			at(delay / 2)
+			q.AckSoon("b", pb.Next, nil) // too young to flush at delay: its flush is due at 1.5 delay
+			at(delay)
+			if got := trips.n.Load(); got != 1 {
+				t.Errorf("at the first flush: %d round trips; want 1, the read that took a's acknowledgement", got)
+			}
+			at(delay * 7 / 6)
+			if tc.read {
+				q.Read(ctx, "c", message.Cursor{}, 1)
+			}
+			at(delay*3/2 - time.Nanosecond)
+			if got := trips.n.Load(); got != tc.before {
+				t.Errorf("just before 1.5 delay: %d round trips; want %d", got, tc.before)
+			}
+			at(delay * 3 / 2)
+			if got := trips.n.Load(); got != tc.after {
+				t.Errorf("at 1.5 delay: %d round trips; want %d", got, tc.after)
+			}
+			at(delay * 3)
+			if got := trips.n.Load(); got != tc.after {
+				t.Errorf("%d round trips in all; want %d", got, tc.after)
+			}
+			for _, c := range []string{"a", "b"} {
+				if n, _ := rdb.LLen(ctx, "cb:{"+c+"}:q").Result(); n != 0 {
+					t.Errorf("%s's queue holds %d; want it acknowledged", c, n)
+				}
+			}
+		})
 	}
 }
 
@@ -567,6 +591,37 @@ func TestAckSoonFillsPipelinesUpToTheirBound(t *testing.T) {
 	q.Read(ctx, "b", message.Cursor{}, 1)
 	if fmt.Sprint(sizes.sizes) != "[256 46]" {
 		t.Errorf("pipelines of %v calls; want [256 46]: the first read with 255 acknowledgements, the second with the rest", sizes.sizes)
+	}
+}
+
+// What a pipeline leaves of the queued acknowledgements waits its own
+// delay: the flush used to time them from the oldest one taken, and send
+// them as soon as that one's delay was over.
+func TestAckSoonLeftByAPipelineWaitsItsOwnDelay(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	const delay = time.Second
+	queue.SetAckDelay(q, delay)
+	clock := newFakeClock()
+	queue.SetClock(q, clock.now, clock.after)
+	q.Read(ctx, "warm", message.Cursor{}, 1) // loads the script
+	var sizes pipelineSizes
+	rdb.AddHook(&sizes)
+
+	q.AckSoon("c0", message.Cursor{Epoch: "e", ID: 1}, nil) // plans a flush for delay
+	clock.advance(delay / 2)
+	for c := range 300 {
+		q.AckSoon(fmt.Sprint("c", c+1), message.Cursor{Epoch: "e", ID: 1}, nil)
+	}
+	q.Read(ctx, "a", message.Cursor{}, 1) // takes c0 and 254 more; 46 are left, half a delay old
+	clock.advance(delay / 2)
+	if fmt.Sprint(sizes.sizes) != "[256]" {
+		t.Errorf("at delay: pipelines of %v calls; want [256], the read's", sizes.sizes)
+	}
+	clock.advance(delay / 2)
+	if fmt.Sprint(sizes.sizes) != "[256 46]" {
+		t.Errorf("at 1.5 delay: pipelines of %v calls; want [256 46], the read's and a flush of what it left", sizes.sizes)
 	}
 }
 
