@@ -36,7 +36,7 @@ func returnMemory(ctx context.Context, log *slog.Logger, interval time.Duration,
 		{Name: "/gc/heap/allocs:bytes"},              // allocated since start
 		{Name: "/memory/classes/heap/free:bytes"},    // free pages not returned
 		{Name: "/memory/classes/heap/objects:bytes"}, // live and not yet collected
-		{Name: "/gc/heap/goal:bytes"},                // where the next collection starts
+		{Name: "/gc/heap/goal:bytes"},                // the heap size the next collection is to end at
 		{Name: "/memory/classes/heap/stacks:bytes"},
 	}
 	tick := time.NewTicker(interval)
@@ -97,7 +97,7 @@ type heapState struct {
 	allocs  uint64 // allocated since start
 	free    uint64 // free pages not returned to the OS
 	objects uint64 // heap objects, live or not yet collected
-	goal    uint64 // the heap size at which the next collection starts
+	goal    uint64 // the heap size the next collection is to end at (it starts before)
 }
 
 // quietHorizon is how many intervals away, at the current allocation
@@ -107,17 +107,33 @@ type heapState struct {
 // idle, with only timed-out polls coming back, every few minutes.
 const quietHorizon = 60
 
+// unboundedGoal is a heap goal that means the runtime will not collect by
+// itself: GOGC=off without a memory limit (the goal is then about 2^63).
+const unboundedGoal = 1 << 62
+
 // next takes an interval's heap state and reports whether to return
 // memory now, and whether because a busy spell just settled.
 func (r *memoryReturner) next(h heapState) (settled, ok bool) {
 	allocated := h.allocs - r.lastAllocs
 	r.lastAllocs = h.allocs
-	var headroom uint64
-	if h.goal > h.objects {
-		headroom = h.goal - h.objects
-	}
-	quiet := allocated == 0 || headroom/allocated > quietHorizon
+	quiet := r.quiet(allocated, h)
 	settled = quiet && r.busy
 	r.busy = !quiet
 	return settled, quiet && (settled || h.free > r.threshold)
+}
+
+// quiet reports whether an interval that allocated so much leaves the
+// runtime's next collection more than quietHorizon intervals away. When
+// the runtime will not collect by itself, an interval is quiet when it
+// allocated under a quarter of the threshold.
+func (r *memoryReturner) quiet(allocated uint64, h heapState) bool {
+	switch {
+	case h.goal >= unboundedGoal:
+		return allocated < r.threshold/4
+	case allocated == 0:
+		return true
+	case h.goal <= h.objects:
+		return false // a collection is due
+	}
+	return (h.goal-h.objects)/allocated > quietHorizon
 }

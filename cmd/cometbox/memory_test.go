@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"runtime/metrics"
 	"sync"
 	"testing"
@@ -11,9 +12,11 @@ import (
 // forced collection under load only adds latency; it used to run then).
 // Busy is allocating fast enough that the runtime collects by itself
 // within quietHorizon intervals: light load too (a node at 1,000 msg/s
-// used to be taken for quiet, and collected every 20 to 30 s).
+// used to be taken for quiet, and collected every 20 to 30 s); with
+// collection off, a quarter of the threshold a second.
 func TestMemoryReturner(t *testing.T) {
 	const mb = 1 << 20
+	const off = math.MaxInt64 // the goal with GOGC=off and no memory limit
 	r := memoryReturner{threshold: 32 * mb}
 	var allocs uint64
 	for i, step := range []struct {
@@ -31,6 +34,10 @@ func TestMemoryReturner(t *testing.T) {
 		{2 * mb, 40 * mb, 50 * mb, 150 * mb, false},   // 50 intervals away: busy
 		{1 * mb, 40 * mb, 160 * mb, 150 * mb, false},  // a collection is due now: busy
 		{1 * mb, 40 * mb, 40 * mb, 150 * mb, true},    // 110 intervals away: settled
+		{1 * mb, 40 * mb, 40 * mb, 100 * mb, false},   // 60 intervals away: busy
+		{1 * mb, 40 * mb, 40 * mb, 101 * mb, true},    // 61: settled
+		{100 * mb, 40 * mb, 50 * mb, off, false},      // collection off: busy by what it allocated
+		{4 * mb, 40 * mb, 50 * mb, off, true},         // under a quarter of the threshold: settled
 	} {
 		allocs += step.allocated
 		h := heapState{allocs: allocs, free: step.free, objects: step.objects, goal: step.goal}
