@@ -292,9 +292,9 @@ func (d *httpDates) format(t time.Time) string {
 	if last := d.last.Load(); last != nil && last.unix == sec {
 		return last.text
 	}
-	now := &httpDate{unix: sec, text: t.UTC().Format(http.TimeFormat)}
-	d.last.Store(now)
-	return now.text
+	entry := &httpDate{unix: sec, text: t.UTC().Format(http.TimeFormat)}
+	d.last.Store(entry)
+	return entry.text
 }
 
 // responseBufs hold answers while they are written.

@@ -260,10 +260,15 @@ func TestWritePageContentLength(t *testing.T) {
 // of the answer, not of an earlier one.
 func TestHTTPDates(t *testing.T) {
 	var d httpDates
-	t0 := time.Date(2026, 11, 26, 9, 59, 59, 100, time.FixedZone("CET", 3600))
-	for _, at := range []time.Time{t0, t0.Add(800 * time.Millisecond), t0.Add(time.Second), t0.Add(-time.Hour)} {
+	t0 := time.Date(2026, 11, 26, 9, 59, 30, 900_000_000, time.FixedZone("CET", 3600))
+	for _, at := range []time.Time{t0, t0.Add(50 * time.Millisecond), t0.Add(100 * time.Millisecond), t0.Add(-time.Hour)} {
 		if got, want := d.format(at), at.UTC().Format(http.TimeFormat); got != want {
-			t.Errorf("format(%v) = %q, want %q", at, got, want)
+			t.Errorf("format(%v) = %q; want %q", at, got, want)
 		}
+	}
+	cached := d.last.Load()
+	d.format(t0.Add(-time.Hour + 10*time.Millisecond))
+	if cached == nil || d.last.Load() != cached {
+		t.Error("a second formatted anew; want it formatted once")
 	}
 }
