@@ -22,7 +22,8 @@
 #   OUT        result directory (default a new one under /tmp)
 #
 # Prints the load tool's table and the profile's top functions; the
-# profile is in OUT/node.pprof for `go tool pprof OUT/cometbox OUT/node.pprof`.
+# profile is in OUT/node.pprof for `go tool pprof OUT/cometbox OUT/node.pprof`
+# (an execution trace in OUT/node.trace, for `go tool trace`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +60,7 @@ redis_pid=$!
 pids+=("$redis_pid")
 for _ in $(seq 50); do [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
 
-env ${NODE_ENV:-} "$OUT/cometbox" -listen "127.0.0.1:$node_port" -redis-url "redis://127.0.0.1:$redis_port" \
+env -- ${NODE_ENV:-} "$OUT/cometbox" -listen "127.0.0.1:$node_port" -redis-url "redis://127.0.0.1:$redis_port" \
   -debug-listen "127.0.0.1:$debug_port" -max-polls-per-client 0 -max-polls 19500 \
   -log-level warn >"$OUT/node.log" 2>&1 &
 node_pid=$!
@@ -86,6 +87,7 @@ fi
 case $PROFILE in
   none) sleep "$PROF_SECS" ;;
   cpu) curl -fsS -o "$OUT/node.pprof" "http://127.0.0.1:$debug_port/debug/pprof/profile?seconds=$PROF_SECS" ;;
+  trace) curl -fsS -o "$OUT/node.trace" "http://127.0.0.1:$debug_port/debug/pprof/trace?seconds=$PROF_SECS" ;;
   *) curl -fsS -o "$OUT/node.pprof" "http://127.0.0.1:$debug_port/debug/pprof/$PROFILE?seconds=$PROF_SECS" ;;
 esac
 [ -z "$perf_pid" ] || wait "$perf_pid" || true
@@ -100,7 +102,9 @@ if [ "$SYSCALLS" = 1 ] && [ -s "$OUT/syscalls.csv" ] && [ "$msgs" -gt 0 ]; then
   awk -F, -v m="$msgs" '$3 ~ /sys_enter/ {sub(/.*sys_enter_/, "", $3); printf "  %-12s %6.2f\n", $3, $1 / m}' "$OUT/syscalls.csv"
 fi
 if [ "$PROFILE" = trace ]; then
-  echo "scheduling delays: go tool trace -pprof=sched $OUT/node.pprof > sched.pprof; go tool pprof -top sched.pprof"
+  echo "time goroutines waited for a core once runnable, by where they were made runnable:"
+  go tool trace -pprof=sched "$OUT/node.trace" >"$OUT/sched.pprof"
+  go tool pprof -top -nodecount=25 "$OUT/sched.pprof" 2>/dev/null | sed -n '1,35p'
 elif [ "$PROFILE" != none ]; then
   index=""
   [ "$PROFILE" = allocs ] && index="-sample_index=alloc_space"
