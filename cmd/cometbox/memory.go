@@ -103,7 +103,7 @@ type heapState struct {
 // quietHorizon is how many intervals away, at the current allocation
 // rate, the runtime's next collection must be for a node to be quiet. At
 // 1,000 msg/s a node with 10,000 held collects every 11 s by itself
-// (it was taken for quiet, and collected 4 times more every 20 to 30 s);
+// (it was taken for quiet, and forced 1 to 4 more every 20 to 30 s);
 // idle, with only timed-out polls coming back, every few minutes.
 const quietHorizon = 60
 
