@@ -382,11 +382,7 @@ func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			_, rdb := redistest.New(t)
-			q := queue.New(rdb, queue.Options{Pipeline: true})
-			queue.SetAckDelay(q, delay)
-			clock := newFakeClock()
-			queue.SetClock(q, clock.now, clock.after)
+			rdb, q, clock := clockedQueue(t, delay)
 			if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("b", "1"))); err != nil { // loads the script
 				t.Fatal(err)
 			}
@@ -427,6 +423,24 @@ func TestAckSoonFlushesOnlyWhatWaited(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// clockedQueue is a pipelined queue whose acknowledgements wait delay by
+// the clock it returns.
+func clockedQueue(t *testing.T, delay time.Duration) (*redis.Client, *queue.Queue, *fakeClock) {
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Pipeline: true})
+	queue.SetAckDelay(q, delay)
+	clock := newFakeClock()
+	queue.SetClock(q, clock.now, clock.after)
+	return rdb, q, clock
+}
+
+// ackSoonMany acknowledges message 1 of n clients c<first>, c<first+1>, ...
+func ackSoonMany(q *queue.Queue, first, n int) {
+	for c := first; c < first+n; c++ {
+		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1}, nil)
 	}
 }
 
@@ -584,9 +598,7 @@ func TestAckSoonFillsPipelinesUpToTheirBound(t *testing.T) {
 	q.Read(ctx, "warm", message.Cursor{}, 1) // loads the script
 	var sizes pipelineSizes
 	rdb.AddHook(&sizes)
-	for c := range 300 {
-		q.AckSoon(fmt.Sprint("c", c), message.Cursor{Epoch: "e", ID: 1}, nil)
-	}
+	ackSoonMany(q, 0, 300)
 	q.Read(ctx, "a", message.Cursor{}, 1)
 	q.Read(ctx, "b", message.Cursor{}, 1)
 	if fmt.Sprint(sizes.sizes) != "[256 46]" {
@@ -599,21 +611,15 @@ func TestAckSoonFillsPipelinesUpToTheirBound(t *testing.T) {
 // them as soon as that one's delay was over.
 func TestAckSoonLeftByAPipelineWaitsItsOwnDelay(t *testing.T) {
 	ctx := context.Background()
-	_, rdb := redistest.New(t)
-	q := queue.New(rdb, queue.Options{Pipeline: true})
 	const delay = time.Second
-	queue.SetAckDelay(q, delay)
-	clock := newFakeClock()
-	queue.SetClock(q, clock.now, clock.after)
+	rdb, q, clock := clockedQueue(t, delay)
 	q.Read(ctx, "warm", message.Cursor{}, 1) // loads the script
 	var sizes pipelineSizes
 	rdb.AddHook(&sizes)
 
 	q.AckSoon("c0", message.Cursor{Epoch: "e", ID: 1}, nil) // plans a flush for delay
 	clock.advance(delay / 2)
-	for c := range 300 {
-		q.AckSoon(fmt.Sprint("c", c+1), message.Cursor{Epoch: "e", ID: 1}, nil)
-	}
+	ackSoonMany(q, 1, 300)
 	q.Read(ctx, "a", message.Cursor{}, 1) // takes c0 and 254 more; 46 are left, half a delay old
 	clock.advance(delay / 2)
 	if fmt.Sprint(sizes.sizes) != "[256]" {
