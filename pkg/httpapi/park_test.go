@@ -263,8 +263,8 @@ func TestHeadPollThatWaits(t *testing.T) {
 type scriptCalls struct{ reads, acks atomic.Int64 }
 
 func (c *scriptCalls) count(cmd redis.Cmder) {
-	args := cmd.Args() // evalsha SHA 2 META LIST EPOCH ACK AFTER LIMIT TTL
-	if cmd.Name() != "evalsha" || len(args) != 10 || fmt.Sprint(args[2]) != "2" {
+	args := cmd.Args() // evalsha SHA 2 META LIST EPOCH ACK AFTER LIMIT TTL NOW FORCE
+	if cmd.Name() != "evalsha" || len(args) != 12 || fmt.Sprint(args[2]) != "2" {
 		return
 	}
 	if fmt.Sprint(args[8]) == "0" {

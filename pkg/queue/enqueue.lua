@@ -1,15 +1,16 @@
 -- enqueue.lua: append messages to one client's queue, atomically.
 --
--- KEYS[1]  meta hash {e = epoch, s = last id assigned, a = last id acknowledged}
+-- KEYS[1]  meta hash {e = epoch, s = last id assigned, x = when the
+--          keys' expiry was last set, unix ms}
 -- KEYS[2]  the queue list; entries are "<publish ms> {"id":N,"data":...}"
 -- KEYS[3]  idempotency record for this batch (ignored when ARGV[4] is 0)
 -- ARGV[1]  epoch to use if the sequence is created now
 -- ARGV[2]  queue cap: oldest entries are dropped beyond it
--- ARGV[3]  idle expiry of the client's keys, seconds
+-- ARGV[3]  idle expiry of the client's keys, seconds (see refresh below)
 -- ARGV[4]  how long the idempotency record lives, seconds (0: no record)
 -- ARGV[5]  wake-up channel
 -- ARGV[6]  wake-up command: PUBLISH, or SPUBLISH on a cluster
--- ARGV[7]  publish time, unix ms
+-- ARGV[7]  publish time, unix ms (the node's clock; also "now" for refresh)
 -- ARGV[8…] the payloads, compact JSON
 --
 -- The wake-up's payload is "EPOCH FIRST", followed, when they are small,
@@ -19,6 +20,8 @@
 -- Returns {epoch, first id, replayed (0/1), entries dropped by the cap}.
 -- The ids given are first .. first+n-1, consecutive because the whole
 -- batch for this client is appended by this one script.
+
+-- stale and keep come from expiry.lua, which comes first.
 
 local meta, list, idem = KEYS[1], KEYS[2], KEYS[3]
 local cap, ttl, idemTTL = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -35,17 +38,22 @@ if idemTTL > 0 then
   end
 end
 
-local epoch = redis.call('HGET', meta, 'e')
+local m = redis.call('HMGET', meta, 'e', 'x')
+local epoch = m[1]
+local now = ARGV[7]
+local refresh = not epoch or stale(m[2], now, ttl)
 if not epoch then
   -- A new life of this client's sequence: ids start again at 1.
   epoch = ARGV[1]
   redis.call('DEL', list)
-  redis.call('HSET', meta, 'e', epoch, 's', 0, 'a', 0)
+  redis.call('HSET', meta, 'e', epoch, 's', 0, 'x', now)
+elseif refresh then
+  redis.call('HSET', meta, 'x', now)
 end
 
 local last = redis.call('HINCRBY', meta, 's', n)
 local first = last - n + 1
-local len = 0
+local len, created = 0, false
 local batch = {}
 local all, size = {}, 0
 for i = 1, n do
@@ -55,6 +63,7 @@ for i = 1, n do
   if size <= 16384 then all[#all + 1] = entry end
   if #batch == 200 or i == n then
     len = redis.call('RPUSH', list, unpack(batch))
+    if len == #batch and i <= 200 then created = true end
     batch = {}
   end
 end
@@ -64,8 +73,14 @@ if len > cap then
   dropped = len - cap
   redis.call('LTRIM', list, dropped, -1)
 end
-redis.call('EXPIRE', meta, ttl)
-redis.call('EXPIRE', list, ttl)
+if refresh then
+  redis.call('EXPIRE', meta, keep(ttl))
+end
+if refresh or created then
+  -- A list made just now (the last acknowledgement deleted the one
+  -- before) has no expiry yet.
+  redis.call('EXPIRE', list, keep(ttl))
+end
 if idemTTL > 0 then
   redis.call('SET', idem, epoch .. ' ' .. string.format('%d', first) .. ' ' .. n, 'EX', idemTTL)
 end

@@ -3,9 +3,10 @@
 //
 // A client has three keys, all under the hash tag {client} so that they
 // live on one Redis Cluster slot: a hash with the sequence's epoch, last
-// assigned id and last acknowledged id; a list of the messages not yet
-// acknowledged, oldest first; and, per idempotent batch, a short-lived
-// record of the ids it was given. Every change is one Lua script
+// assigned id and when the keys' expiry was last refreshed; a list of
+// the messages not yet acknowledged, oldest first; and, per idempotent
+// batch, a short-lived record of the ids it was given. Every change is
+// one Lua script
 // (enqueue.lua, read.lua), so no interleaving of nodes can lose, reorder
 // or duplicate a message. Enqueueing also publishes a wake-up on the
 // client's channel (see package notify).
@@ -30,13 +31,17 @@ import (
 )
 
 var (
+	//go:embed expiry.lua
+	expirySrc string
 	//go:embed enqueue.lua
 	enqueueSrc string
 	//go:embed read.lua
 	readSrc string
 
-	enqueueScript = redis.NewScript(enqueueSrc)
-	readScript    = redis.NewScript(readSrc)
+	// Both scripts start with expiry.lua's functions: a script cannot
+	// call another's.
+	enqueueScript = redis.NewScript(expirySrc + enqueueSrc)
+	readScript    = redis.NewScript(expirySrc + readSrc)
 )
 
 // Options tunes a Queue. The zero value is ready to use.
@@ -49,7 +54,9 @@ type Options struct {
 	// Default: 1000.
 	Cap int
 	// TTL is how long a client's keys live after its last publish or
-	// poll. Default: 24h.
+	// poll, at least: the scripts refresh the expiry only when an eighth
+	// of TTL has passed since they last did, to TTL plus an eighth, so
+	// keys may live up to an eighth longer. Default: 24h.
 	TTL time.Duration
 	// IdempotencyTTL is how long an idempotency key is remembered.
 	// Default: 10m.
@@ -379,10 +386,14 @@ func (q *Queue) flushAcks() {
 
 // readCall is a call of read.lua (see there).
 func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int) scriptCall {
+	force := 0
+	if q.opts.Durability.enabled() {
+		force = 1 // the script must write: see read
+	}
 	return scriptCall{
 		script: readScript,
 		keys:   []string{q.metaKey(client), q.listKey(client)},
-		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL)},
+		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL), q.now().UnixMilli(), force},
 	}
 }
 
@@ -391,7 +402,8 @@ func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, aft
 	var cmd *redis.Cmd
 	if q.opts.Durability.enabled() {
 		// Nothing less durable than an acknowledged publish is shown to a
-		// browser: the read script always writes (its EXPIRE), and
+		// browser: the read script always writes (readCall makes it
+		// refresh the keys' expiry), and
 		// replication keeps order, so a WAIT after it on the same
 		// connection confirms that what it read is on the replicas too.
 		// After a failover the new primary then holds every message any

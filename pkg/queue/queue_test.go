@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/message"
@@ -131,6 +133,47 @@ func TestGapAfterCap(t *testing.T) {
 	fresh, _ := q.Read(ctx, "a", message.Cursor{}, 10)
 	if fresh.Gap != (message.Range{}) {
 		t.Errorf("fresh Read gap = %v; want none", fresh.Gap)
+	}
+}
+
+// Acknowledgements remove only what they name, whatever order they come
+// in: one arriving late (a pipeline that waited, a tab behind the other)
+// leaves what later ones left, and one naming messages the cap dropped
+// removes the rest of what it names.
+func TestAcknowledgementsInAnyOrder(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{Cap: 3})
+	for i := 1; i <= 6; i++ { // the cap keeps 4 5 6
+		if _, err := q.Publish(ctx, batchOf(text("a", fmt.Sprint(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		ack  uint64
+		want string
+	}{
+		{4, "[5 6]"}, // 1 to 3 dropped by the cap, 4 acknowledged
+		{2, "[5 6]"}, // late
+		{6, "[]"},
+		{5, "[]"}, // late, after everything was acknowledged
+	}
+	for _, s := range steps {
+		if _, err := q.Ack(ctx, "a", message.Cursor{ID: s.ack}); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := q.Read(ctx, "a", message.Cursor{}, 10); fmt.Sprint(ids(left)) != s.want {
+			t.Fatalf("after Ack(%d) the queue holds %v; want %s", s.ack, ids(left), s.want)
+		}
+	}
+	if _, err := q.Publish(ctx, batchOf(text("a", "7"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Ack(ctx, "a", message.Cursor{ID: 6}); err != nil { // late again
+		t.Fatal(err)
+	}
+	if left, _ := q.Read(ctx, "a", message.Cursor{}, 10); fmt.Sprint(ids(left)) != "[7]" {
+		t.Fatalf("a late Ack(6) left %v; want [7]", ids(left))
 	}
 }
 
@@ -463,6 +506,13 @@ func (c *fakeClock) now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.t
+}
+
+// set puts the clock at t, running nothing.
+func (c *fakeClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
 }
 
 func (c *fakeClock) after(d time.Duration, f func()) {
@@ -815,5 +865,125 @@ func TestPipelinedBatchIsOneRoundTrip(t *testing.T) {
 	}
 	if got := trips.n.Load(); got != 1 {
 		t.Errorf("a batch for 100 clients took %d round trips to Redis; want 1", got)
+	}
+}
+
+// A client's keys live at least TTL after its last publish or poll. The
+// scripts refresh their expiry only once an eighth of TTL has passed
+// since they last did (by the node's clock), to TTL plus an eighth: two
+// commands fewer per message than refreshing on every call.
+func TestExpiry(t *testing.T) {
+	ctx := context.Background()
+	r := newExpiryRig(t, queue.Options{})
+	pub, err := r.q.Publish(ctx, batchOf(text("a", "1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "publish", expiryKeep, expiryKeep)
+	epoch, _ := r.q.Read(ctx, "a", message.Cursor{}, 0)
+	cursor := func(id uint64) message.Cursor { return message.Cursor{Epoch: epoch.Next.Epoch, ID: id} }
+
+	r.step(5 * time.Minute)
+	if _, err := r.q.Ack(ctx, "a", cursor(pub.Receipts[0].ID)); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "ack after 5 min (the list is gone)", expiryKeep-5*time.Minute, 0)
+	if _, err := r.q.Publish(ctx, batchOf(text("a", "2"))); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "publish making a new list", expiryKeep-5*time.Minute, expiryKeep)
+
+	r.step(6 * time.Minute) // 11 min since the refresh: more than an eighth
+	if _, err := r.q.Read(ctx, "a", cursor(1), 10); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "read after 11 min", expiryKeep, expiryKeep)
+
+	r.step(4 * time.Minute) // the last poll, 15 min in, refreshes nothing
+	if _, err := r.q.Ack(ctx, "a", cursor(2)); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "ack after 15 min", expiryKeep-4*time.Minute, 0)
+	r.step(expiryTTL - time.Second)
+	if !r.mr.Exists(metaA) {
+		t.Fatal("keys gone before TTL had passed since the last poll")
+	}
+	r.step(7 * time.Minute)
+	if r.mr.Exists(metaA) {
+		t.Fatal("keys still there TTL plus an eighth after their last refresh")
+	}
+}
+
+// A refresh stamped in the future (a node whose clock is ahead of this
+// one's) is refreshed again, not trusted.
+func TestExpiryFromAClockAhead(t *testing.T) {
+	ctx := context.Background()
+	r := newExpiryRig(t, queue.Options{})
+	if _, err := r.q.Publish(ctx, batchOf(text("a", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.set(r.clock.now().Add(-time.Hour)) // this node's clock is behind
+	r.mr.FastForward(time.Minute)
+	if _, err := r.q.Read(ctx, "a", message.Cursor{}, 10); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, "read", expiryKeep, expiryKeep)
+}
+
+// Under durability every read writes (refreshing the expiry), so that the
+// WAIT after it confirms what it read is on the replicas.
+func TestExpiryDurableReadAlwaysWrites(t *testing.T) {
+	ctx := context.Background()
+	r := newExpiryRig(t, queue.Options{})
+	durable := queue.New(r.rdb, queue.Options{TTL: expiryTTL, Durability: queue.Durability{Replicas: 1}})
+	queue.SetClock(durable, r.clock.now, r.clock.after)
+	if _, err := r.q.Publish(ctx, batchOf(text("a", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	r.step(time.Minute)
+	// miniredis has no replicas: the WAIT fails after the script ran.
+	if _, err := durable.Read(ctx, "a", message.Cursor{}, 10); err == nil {
+		t.Fatal("durable Read without replicas: no error")
+	}
+	r.expect(t, "durable read", expiryKeep, expiryKeep)
+}
+
+const (
+	metaA, listA          = "cb:{a}:m", "cb:{a}:q"
+	expiryTTL, expiryKeep = 80 * time.Minute, 90 * time.Minute // keep: TTL plus an eighth
+)
+
+// expiryRig is a queue with TTL expiryTTL on a miniredis whose clock
+// moves with the queue's.
+type expiryRig struct {
+	mr    *miniredis.Miniredis
+	rdb   *redis.Client
+	q     *queue.Queue
+	clock *fakeClock
+}
+
+func newExpiryRig(t *testing.T, opts queue.Options) *expiryRig {
+	mr, rdb := redistest.New(t)
+	opts.TTL = expiryTTL
+	q := queue.New(rdb, opts)
+	clock := newFakeClock()
+	queue.SetClock(q, clock.now, clock.after)
+	return &expiryRig{mr: mr, rdb: rdb, q: q, clock: clock}
+}
+
+// step moves both clocks on by d.
+func (r *expiryRig) step(d time.Duration) {
+	r.clock.advance(d)
+	r.mr.FastForward(d)
+}
+
+// expect checks how long client a's keys have to live (0: no such key).
+func (r *expiryRig) expect(t *testing.T, after string, meta, list time.Duration) {
+	t.Helper()
+	if got := r.mr.TTL(metaA); got != meta {
+		t.Errorf("after %s: meta expires in %v; want %v", after, got, meta)
+	}
+	if got := r.mr.TTL(listA); got != list {
+		t.Errorf("after %s: list expires in %v; want %v", after, got, list)
 	}
 }

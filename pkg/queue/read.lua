@@ -1,6 +1,7 @@
 -- read.lua: acknowledge what a browser says it has, then read what follows.
 --
--- KEYS[1]  meta hash {e = epoch, s = last id assigned, a = last id acknowledged}
+-- KEYS[1]  meta hash {e = epoch, s = last id assigned, x = when the
+--          keys' expiry was last set, unix ms}
 -- KEYS[2]  the queue list, oldest first; it always holds the ids
 --          s-LLEN+1 .. s, because entries are only appended (with
 --          consecutive ids) and only removed from the head.
@@ -10,16 +11,21 @@
 --          id as ARGV[2]; a stream passes the last id it has sent)
 -- ARGV[4]  the most entries to return (0: none, acknowledge only)
 -- ARGV[5]  idle expiry of the client's keys, seconds
+-- ARGV[6]  now, unix ms (the node's clock)
+-- ARGV[7]  1 to refresh the expiry whatever its age, so that the script
+--          always writes (a WAIT after it then covers what it read)
 --
--- Returns {epoch, id of the first entry returned (or where it would be),
--- reset (0/1), entries}.
+-- Returns {epoch, id of the first entry returned (or where it would be;
+-- after+1 when acknowledging only), reset (0/1), entries}.
+
+-- stale and keep come from expiry.lua, which comes first.
 
 local meta, list = KEYS[1], KEYS[2]
 local cursorEpoch = ARGV[1]
 local ackTo, after = tonumber(ARGV[2]), tonumber(ARGV[3])
-local limit, ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local limit, ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 
-local m = redis.call('HMGET', meta, 'e', 's', 'a')
+local m = redis.call('HMGET', meta, 'e', 's', 'x')
 local epoch = m[1]
 if not epoch then
   -- No sequence: an empty queue. A cursor pointing into one means the
@@ -29,30 +35,34 @@ if not epoch then
   return {'', 1, reset, {}}
 end
 
-local seq, acked = tonumber(m[2]), tonumber(m[3])
-local len = redis.call('LLEN', list)
+local seq = tonumber(m[2])
 local reset = 0
 if (cursorEpoch ~= '' and cursorEpoch ~= epoch) or after > seq or ackTo > seq then
   reset = 1 -- a cursor from another life of the sequence: acknowledge nothing
-elseif ackTo > acked then
-  local drop = ackTo - (seq - len + 1) + 1
-  if drop >= len then
-    if len > 0 then redis.call('DEL', list) end
-    len = 0
-  elseif drop > 0 then
-    redis.call('LTRIM', list, drop, -1)
-    len = len - drop
-  end
-  redis.call('HSET', meta, 'a', ackTo)
+elseif ackTo == seq then
+  redis.call('DEL', list)
+elseif ackTo > 0 then
+  -- The list ends at id seq: keep the seq-ackTo entries after ackTo, or
+  -- all there are when it holds fewer (acknowledged before, or dropped
+  -- by the cap). An old acknowledgement arriving late removes nothing.
+  redis.call('LTRIM', list, ackTo - seq, -1)
 end
 
-redis.call('EXPIRE', meta, ttl)
-if len > 0 then redis.call('EXPIRE', list, ttl) end
+if ARGV[7] == '1' or stale(m[3], now, ttl) then
+  redis.call('EXPIRE', meta, keep(ttl))
+  redis.call('EXPIRE', list, keep(ttl))
+  redis.call('HSET', meta, 'x', now)
+end
+
+if limit == 0 then
+  return {epoch, after + 1, reset, {}}
+end
+local len = redis.call('LLEN', list)
 local head = seq - len + 1
 local start = head
 if reset == 0 and after + 1 > head then start = after + 1 end
 local entries = {}
-if limit > 0 and start <= seq then
+if start <= seq then
   entries = redis.call('LRANGE', list, start - head, start - head + limit - 1)
 end
 return {epoch, start, reset, entries}
