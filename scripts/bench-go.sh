@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # bench-go.sh: the Go benchmarks (parser, encoder, re-poll parsing, one
-# message's whole cycle on a real redis-server) of a base commit and of the
-# working tree, compared by benchstat.
+# message's whole cycle on a real redis-server, what one message costs
+# Redis) of a base commit and of the working tree, compared by benchstat.
 #
 #   scripts/bench-go.sh [BASE]     BASE: a git ref, default HEAD
 #
 # COUNT (default 8) turns, each running both once; BENCH (default .)
 # selects benchmarks.
-# Needs redis-server for BenchmarkMessageCycle. Base commits from before the
-# benchmarks existed have none to run; pick a later one.
+# Needs redis-server for BenchmarkMessageCycle and BenchmarkMessageInRedis.
+# Base commits from before a benchmark existed have none to run; pick a
+# later one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${1:-HEAD}
 COUNT=${COUNT:-8}
 BENCH=${BENCH:-.}
-PKGS=(./pkg/message ./pkg/httpapi)
+PKGS=(./pkg/message ./pkg/httpapi ./pkg/queue)
 
 work=$(mktemp -d)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT

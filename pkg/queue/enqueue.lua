@@ -6,7 +6,7 @@
 -- KEYS[3]  idempotency record for this batch (ignored when ARGV[4] is 0)
 -- ARGV[1]  epoch to use if the sequence is created now
 -- ARGV[2]  queue cap: oldest entries are dropped beyond it
--- ARGV[3]  idle expiry of the client's keys, seconds (see refresh below)
+-- ARGV[3]  idle expiry of the client's keys, seconds (see expiry.lua)
 -- ARGV[4]  how long the idempotency record lives, seconds (0: no record)
 -- ARGV[5]  wake-up channel
 -- ARGV[6]  wake-up command: PUBLISH, or SPUBLISH on a cluster
