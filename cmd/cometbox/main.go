@@ -121,6 +121,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		}
 		log.Warn("could not check Redis for the durability settings; publishes will fail if it lacks them", "err", err)
 	}
+	checkClock(ctx, log, time.Now, func(ctx context.Context) (time.Time, error) { return rdb.client.Time(ctx).Result() })
 	nopts := notify.Options{
 		ProbePrefix: cfg.KeyPrefix + "probe:", ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout,
 	}
