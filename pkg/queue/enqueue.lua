@@ -1,7 +1,8 @@
 -- enqueue.lua: append messages to one client's queue, atomically.
 --
--- KEYS[1]  meta hash {e = epoch, s = last id assigned, x = when the
---          keys' expiry was last set, unix ms}
+-- KEYS[1]  meta hash {e = epoch, s = last id assigned, d = when the
+--          keys' expiry is due (expiry.lua), a = 0 (read by scripts of
+--          versions before 2026-11-26, during a rolling update)}
 -- KEYS[2]  the queue list; entries are "<publish ms> {"id":N,"data":...}"
 -- KEYS[3]  idempotency record for this batch (ignored when ARGV[4] is 0)
 -- ARGV[1]  epoch to use if the sequence is created now
@@ -21,7 +22,7 @@
 -- The ids given are first .. first+n-1, consecutive because the whole
 -- batch for this client is appended by this one script.
 
--- stale and keep come from expiry.lua, which comes first.
+-- keep, stale and due come from expiry.lua, which comes first.
 
 local meta, list, idem = KEYS[1], KEYS[2], KEYS[3]
 local cap, ttl, idemTTL = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -38,7 +39,7 @@ if idemTTL > 0 then
   end
 end
 
-local m = redis.call('HMGET', meta, 'e', 'x')
+local m = redis.call('HMGET', meta, 'e', 'd')
 local epoch = m[1]
 local now = ARGV[7]
 local refresh = not epoch or stale(m[2], now, ttl)
@@ -46,9 +47,9 @@ if not epoch then
   -- A new life of this client's sequence: ids start again at 1.
   epoch = ARGV[1]
   redis.call('DEL', list)
-  redis.call('HSET', meta, 'e', epoch, 's', 0, 'x', now)
+  redis.call('HSET', meta, 'e', epoch, 's', 0, 'a', 0, 'd', due(now, ttl))
 elseif refresh then
-  redis.call('HSET', meta, 'x', now)
+  redis.call('HSET', meta, 'd', due(now, ttl))
 end
 
 local last = redis.call('HINCRBY', meta, 's', n)

@@ -3,7 +3,7 @@
 //
 // A client has three keys, all under the hash tag {client} so that they
 // live on one Redis Cluster slot: a hash with the sequence's epoch, last
-// assigned id and when the keys' expiry was last refreshed; a list of
+// assigned id and when the keys' expiry is due; a list of
 // the messages not yet acknowledged, oldest first; and, per idempotent
 // batch, a short-lived record of the ids it was given. Every change is
 // one Lua script
@@ -56,7 +56,7 @@ type Options struct {
 	// TTL is how long a client's keys live after its last publish or
 	// poll, at least: the scripts refresh the expiry only when an eighth
 	// of TTL has passed since they last did, to TTL plus an eighth, so
-	// keys may live up to an eighth longer. Default: 24h.
+	// keys may live up to an eighth longer (expiry.lua). Default: 24h.
 	TTL time.Duration
 	// IdempotencyTTL is how long an idempotency key is remembered.
 	// Default: 10m.
@@ -291,7 +291,7 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 // when not nil, is called (from another goroutine) if Redis says cursor
 // is not from the client's current sequence.
 func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
-	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset, at: q.now()}
+	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0, false), onReset: onReset, at: q.now()}
 	q.ackMu.Lock()
 	q.acks = append(q.acks, a)
 	arm := !q.ackTimer
@@ -384,11 +384,12 @@ func (q *Queue) flushAcks() {
 	}
 }
 
-// readCall is a call of read.lua (see there).
-func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int) scriptCall {
+// readCall is a call of read.lua (see there). write makes it refresh the
+// keys' expiry whatever its age, so that it always writes.
+func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int, write bool) scriptCall {
 	force := 0
-	if q.opts.Durability.enabled() {
-		force = 1 // the script must write: see read
+	if write {
+		force = 1
 	}
 	return scriptCall{
 		script: readScript,
@@ -398,7 +399,7 @@ func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit 
 }
 
 func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
-	c := q.readCall(client, ack, after, limit)
+	c := q.readCall(client, ack, after, limit, q.opts.Durability.enabled())
 	var cmd *redis.Cmd
 	if q.opts.Durability.enabled() {
 		// Nothing less durable than an acknowledged publish is shown to a

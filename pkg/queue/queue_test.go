@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/cometbox/cometbox/internal/redisserver"
 	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/message"
@@ -140,9 +143,10 @@ func TestGapAfterCap(t *testing.T) {
 // in: one arriving late (a pipeline that waited, a tab behind the other)
 // leaves what later ones left, and one naming messages the cap dropped
 // removes the rest of what it names.
-func TestAcknowledgementsInAnyOrder(t *testing.T) {
+func TestAcknowledgementsInAnyOrder(t *testing.T) { onBothRedises(t, acknowledgementsInAnyOrder) }
+
+func acknowledgementsInAnyOrder(t *testing.T, rdb *redis.Client) {
 	ctx := context.Background()
-	_, rdb := redistest.New(t)
 	q := queue.New(rdb, queue.Options{Cap: 3})
 	for i := 1; i <= 6; i++ { // the cap keeps 4 5 6
 		if _, err := q.Publish(ctx, batchOf(text("a", fmt.Sprint(i)))); err != nil {
@@ -868,84 +872,179 @@ func TestPipelinedBatchIsOneRoundTrip(t *testing.T) {
 	}
 }
 
+// onBothRedises runs test against miniredis (whose Lua is gopher-lua)
+// and against a real redis-server.
+func onBothRedises(t *testing.T, test func(t *testing.T, rdb *redis.Client)) {
+	t.Run("miniredis", func(t *testing.T) {
+		_, rdb := redistest.New(t)
+		test(t, rdb)
+	})
+	t.Run("redis-server", func(t *testing.T) {
+		rs := redisserver.Start(t, redisserver.Options{})
+		rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+		t.Cleanup(func() { _ = rdb.Close() })
+		test(t, rdb)
+	})
+}
+
+// During a rolling update (or a rollback) nodes of the version before
+// the expiry refresh (testdata/*-2026-11-25.lua) share clients' keys with
+// this one: each reads and acknowledges what the other wrote. (The older
+// read script failed on a hash without the acknowledged id "a".)
+func TestScriptsOfThePreviousVersion(t *testing.T) { onBothRedises(t, scriptsOfThePreviousVersion) }
+
+func scriptsOfThePreviousVersion(t *testing.T, rdb *redis.Client) {
+	ctx := context.Background()
+	q := queue.New(rdb, queue.Options{})
+	script := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	oldRead, oldEnqueue := script("read-2026-11-25.lua"), script("enqueue-2026-11-25.lua")
+
+	q.Publish(ctx, batchOf(text("a", "1"), text("a", "2"), text("a", "3")))
+	res, err := rdb.Eval(ctx, oldRead, []string{"cb:{a}:m", "cb:{a}:q"}, "", 2, 2, 10, 3600).Slice()
+	if err != nil {
+		t.Fatalf("the previous read.lua on a queue of this version: %v", err)
+	}
+	if entries := fmt.Sprint(res[3]); !strings.Contains(entries, `"id":3`) || strings.Contains(entries, `"id":2`) {
+		t.Fatalf("the previous read.lua after acknowledging 2 read %v; want message 3 alone", entries)
+	}
+
+	if err := rdb.Eval(ctx, oldEnqueue, []string{"cb:{b}:m", "cb:{b}:q", "cb:{b}:i:"}, "olde", 1000, 3600, 0,
+		q.WakeChannel("b"), "PUBLISH", 1764158400000, `"old"`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	page, err := q.Read(ctx, "b", message.Cursor{}, 10)
+	if err != nil || fmt.Sprint(ids(page)) != "[1]" || page.Next.Epoch != "olde" {
+		t.Fatalf("reading a queue of the previous version = %v in epoch %q, %v; want [1] in olde", ids(page), page.Next.Epoch, err)
+	}
+	if _, err := q.Ack(ctx, "b", page.Next); err != nil {
+		t.Fatal(err)
+	}
+	if page, _ := q.Read(ctx, "b", message.Cursor{}, 10); len(page.Messages) != 0 {
+		t.Fatalf("after acknowledging: %v; want nothing", ids(page))
+	}
+}
+
 // A client's keys live at least TTL after its last publish or poll. The
 // scripts refresh their expiry only once an eighth of TTL has passed
 // since they last did (by the node's clock), to TTL plus an eighth: two
 // commands fewer per message than refreshing on every call.
 func TestExpiry(t *testing.T) {
-	ctx := context.Background()
-	r := newExpiryRig(t, queue.Options{})
-	pub, err := r.q.Publish(ctx, batchOf(text("a", "1")))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newExpiryRig(t)
+	q := r.queue(queue.Options{})
+	pub := r.publish(t, q, 1)
 	r.expect(t, "publish", expiryKeep, expiryKeep)
-	epoch, _ := r.q.Read(ctx, "a", message.Cursor{}, 0)
-	cursor := func(id uint64) message.Cursor { return message.Cursor{Epoch: epoch.Next.Epoch, ID: id} }
+	cursor := func(id uint64) message.Cursor { return message.Cursor{Epoch: pub.epoch, ID: id} }
 
 	r.step(5 * time.Minute)
-	if _, err := r.q.Ack(ctx, "a", cursor(pub.Receipts[0].ID)); err != nil {
-		t.Fatal(err)
-	}
+	r.ack(t, q, cursor(1))
 	r.expect(t, "ack after 5 min (the list is gone)", expiryKeep-5*time.Minute, 0)
-	if _, err := r.q.Publish(ctx, batchOf(text("a", "2"))); err != nil {
-		t.Fatal(err)
-	}
+	r.publish(t, q, 1)
 	r.expect(t, "publish making a new list", expiryKeep-5*time.Minute, expiryKeep)
 
-	r.step(6 * time.Minute) // 11 min since the refresh: more than an eighth
-	if _, err := r.q.Read(ctx, "a", cursor(1), 10); err != nil {
-		t.Fatal(err)
-	}
-	r.expect(t, "read after 11 min", expiryKeep, expiryKeep)
+	r.step(5 * time.Minute) // exactly an eighth of TTL since the refresh
+	r.read(t, q, cursor(1))
+	r.expect(t, "read after 10 min", expiryTTL, expiryKeep-5*time.Minute)
+	r.step(time.Second) // more than an eighth
+	r.read(t, q, cursor(1))
+	r.expect(t, "read after 10 min 1 s", expiryKeep, expiryKeep)
 
-	r.step(4 * time.Minute) // the last poll, 15 min in, refreshes nothing
-	if _, err := r.q.Ack(ctx, "a", cursor(2)); err != nil {
-		t.Fatal(err)
-	}
-	r.expect(t, "ack after 15 min", expiryKeep-4*time.Minute, 0)
+	r.step(4 * time.Minute) // the last poll refreshes nothing
+	r.ack(t, q, cursor(2))
+	r.expect(t, "ack 4 min later", expiryKeep-4*time.Minute, 0)
 	r.step(expiryTTL - time.Second)
 	if !r.mr.Exists(metaA) {
 		t.Fatal("keys gone before TTL had passed since the last poll")
 	}
-	r.step(7 * time.Minute)
+	r.step(6*time.Minute + 2*time.Second)
 	if r.mr.Exists(metaA) {
 		t.Fatal("keys still there TTL plus an eighth after their last refresh")
 	}
 }
 
-// A refresh stamped in the future (a node whose clock is ahead of this
-// one's) is refreshed again, not trusted.
-func TestExpiryFromAClockAhead(t *testing.T) {
-	ctx := context.Background()
-	r := newExpiryRig(t, queue.Options{})
-	if _, err := r.q.Publish(ctx, batchOf(text("a", "1"))); err != nil {
+// Publishes alone keep a client's keys, refreshing as reads do; a batch
+// long enough to be pushed in several parts that makes a new list gives
+// it an expiry too.
+func TestExpiryKeptByPublishes(t *testing.T) {
+	r := newExpiryRig(t)
+	q := r.queue(queue.Options{})
+	first := r.publish(t, q, 1)
+	r.step(5 * time.Minute)
+	r.publish(t, q, 1)
+	r.expect(t, "publish after 5 min", expiryKeep-5*time.Minute, expiryKeep-5*time.Minute)
+	r.step(6 * time.Minute)
+	r.publish(t, q, 1)
+	r.expect(t, "publish after 11 min", expiryKeep, expiryKeep)
+	r.step(5 * time.Minute)
+	r.publish(t, q, 1)
+	r.expect(t, "publish after 16 min", expiryKeep-5*time.Minute, expiryKeep-5*time.Minute)
+
+	if _, err := q.Ack(context.Background(), "a", message.Cursor{Epoch: first.epoch, ID: 4}); err != nil {
 		t.Fatal(err)
 	}
+	r.publish(t, q, 450)
+	r.expect(t, "a batch of 450 making a new list", expiryKeep-5*time.Minute, expiryKeep)
+}
+
+// The expiry is TTL plus an eighth rounded up to the second.
+func TestExpiryRoundsUp(t *testing.T) {
+	r := newExpiryRig(t)
+	r.publish(t, r.queue(queue.Options{TTL: 100 * time.Second}), 1)
+	r.expect(t, "publish with a TTL of 100 s", 113*time.Second, 113*time.Second)
+}
+
+// Nodes configured with another TTL (a raised or lowered -queue-ttl
+// rolling out) refresh to their own: a raise never leaves an active
+// client's keys to the old, shorter expiry.
+func TestExpiryAcrossTTLs(t *testing.T) {
+	r := newExpiryRig(t)
+	short := r.queue(queue.Options{TTL: 10 * time.Minute})
+	long := r.queue(queue.Options{TTL: 24 * time.Hour})
+	shortKeep, longKeep := 11*time.Minute+15*time.Second, 27*time.Hour
+
+	r.publish(t, short, 1)
+	r.step(time.Minute)
+	r.read(t, long, message.Cursor{})
+	r.expect(t, "a read with the longer TTL", longKeep, longKeep)
+	r.step(time.Minute)
+	r.read(t, short, message.Cursor{})
+	r.expect(t, "a read with the shorter TTL", shortKeep, shortKeep)
+}
+
+// Keys due further off than TTL plus an eighth (set by a node whose
+// clock is ahead of this one's) are refreshed, not trusted.
+func TestExpiryFromAClockAhead(t *testing.T) {
+	r := newExpiryRig(t)
+	q := r.queue(queue.Options{})
+	r.publish(t, q, 1)
 	r.clock.set(r.clock.now().Add(-time.Hour)) // this node's clock is behind
 	r.mr.FastForward(time.Minute)
-	if _, err := r.q.Read(ctx, "a", message.Cursor{}, 10); err != nil {
-		t.Fatal(err)
-	}
+	r.read(t, q, message.Cursor{})
 	r.expect(t, "read", expiryKeep, expiryKeep)
 }
 
 // Under durability every read writes (refreshing the expiry), so that the
-// WAIT after it confirms what it read is on the replicas.
+// WAIT after it confirms what it read is on the replicas; background
+// acknowledgements, which no WAIT follows, do not.
 func TestExpiryDurableReadAlwaysWrites(t *testing.T) {
 	ctx := context.Background()
-	r := newExpiryRig(t, queue.Options{})
-	durable := queue.New(r.rdb, queue.Options{TTL: expiryTTL, Durability: queue.Durability{Replicas: 1}})
-	queue.SetClock(durable, r.clock.now, r.clock.after)
-	if _, err := r.q.Publish(ctx, batchOf(text("a", "1"))); err != nil {
-		t.Fatal(err)
-	}
+	r := newExpiryRig(t)
+	durable := r.queue(queue.Options{Durability: queue.Durability{Replicas: 1}})
+	r.publish(t, r.queue(queue.Options{}), 1)
 	r.step(time.Minute)
+	durable.AckSoon("a", message.Cursor{ID: 0}, nil)
+	r.step(time.Second) // the acknowledgement's flush
+	r.expect(t, "a background acknowledgement", expiryKeep-61*time.Second, expiryKeep-61*time.Second)
 	// miniredis has no replicas: the WAIT fails after the script ran.
 	if _, err := durable.Read(ctx, "a", message.Cursor{}, 10); err == nil {
 		t.Fatal("durable Read without replicas: no error")
 	}
-	r.expect(t, "durable read", expiryKeep, expiryKeep)
+	r.expect(t, "a durable read", expiryKeep, expiryKeep)
 }
 
 const (
@@ -953,28 +1052,69 @@ const (
 	expiryTTL, expiryKeep = 80 * time.Minute, 90 * time.Minute // keep: TTL plus an eighth
 )
 
-// expiryRig is a queue with TTL expiryTTL on a miniredis whose clock
-// moves with the queue's.
+// expiryRig is a miniredis whose clock moves with the clock of the
+// queues it makes.
 type expiryRig struct {
 	mr    *miniredis.Miniredis
 	rdb   *redis.Client
-	q     *queue.Queue
 	clock *fakeClock
 }
 
-func newExpiryRig(t *testing.T, opts queue.Options) *expiryRig {
+func newExpiryRig(t *testing.T) *expiryRig {
 	mr, rdb := redistest.New(t)
-	opts.TTL = expiryTTL
-	q := queue.New(rdb, opts)
-	clock := newFakeClock()
-	queue.SetClock(q, clock.now, clock.after)
-	return &expiryRig{mr: mr, rdb: rdb, q: q, clock: clock}
+	return &expiryRig{mr: mr, rdb: rdb, clock: newFakeClock()}
+}
+
+// queue makes a queue on the rig, with TTL expiryTTL unless opts says.
+func (r *expiryRig) queue(opts queue.Options) *queue.Queue {
+	if opts.TTL == 0 {
+		opts.TTL = expiryTTL
+	}
+	q := queue.New(r.rdb, opts)
+	queue.SetClock(q, r.clock.now, r.clock.after)
+	return q
 }
 
 // step moves both clocks on by d.
 func (r *expiryRig) step(d time.Duration) {
 	r.clock.advance(d)
 	r.mr.FastForward(d)
+}
+
+// published is what a publish to client a told.
+type published struct {
+	epoch string
+	last  uint64
+}
+
+// publish publishes n messages to client a in one batch.
+func (r *expiryRig) publish(t *testing.T, q *queue.Queue, n int) published {
+	t.Helper()
+	var b message.Batch
+	for i := range n {
+		b.Messages = append(b.Messages, text("a", fmt.Sprint(i)))
+	}
+	pub, err := q.Publish(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return published{epoch: r.mr.HGet(metaA, "e"), last: pub.Receipts[n-1].ID} // no read: it could refresh
+}
+
+// read reads client a's queue at since, as a poll does.
+func (r *expiryRig) read(t *testing.T, q *queue.Queue, since message.Cursor) {
+	t.Helper()
+	if _, err := q.Read(context.Background(), "a", since, 10); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ack acknowledges client a's messages up to cursor.
+func (r *expiryRig) ack(t *testing.T, q *queue.Queue, cursor message.Cursor) {
+	t.Helper()
+	if _, err := q.Ack(context.Background(), "a", cursor); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // expect checks how long client a's keys have to live (0: no such key).

@@ -1,7 +1,7 @@
 -- read.lua: acknowledge what a browser says it has, then read what follows.
 --
--- KEYS[1]  meta hash {e = epoch, s = last id assigned, x = when the
---          keys' expiry was last set, unix ms}
+-- KEYS[1]  meta hash {e = epoch, s = last id assigned, d = when the
+--          keys' expiry is due (expiry.lua); see enqueue.lua}
 -- KEYS[2]  the queue list, oldest first; it always holds the ids
 --          s-LLEN+1 .. s, because entries are only appended (with
 --          consecutive ids) and only removed from the head.
@@ -18,14 +18,14 @@
 -- Returns {epoch, id of the first entry returned (or where it would be;
 -- after+1 when acknowledging only), reset (0/1), entries}.
 
--- stale and keep come from expiry.lua, which comes first.
+-- keep, stale and due come from expiry.lua, which comes first.
 
 local meta, list = KEYS[1], KEYS[2]
 local cursorEpoch = ARGV[1]
 local ackTo, after = tonumber(ARGV[2]), tonumber(ARGV[3])
 local limit, ttl, now = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 
-local m = redis.call('HMGET', meta, 'e', 's', 'x')
+local m = redis.call('HMGET', meta, 'e', 's', 'd')
 local epoch = m[1]
 if not epoch then
   -- No sequence: an empty queue. A cursor pointing into one means the
@@ -51,7 +51,7 @@ end
 if ARGV[7] == '1' or stale(m[3], now, ttl) then
   redis.call('EXPIRE', meta, keep(ttl))
   redis.call('EXPIRE', list, keep(ttl))
-  redis.call('HSET', meta, 'x', now)
+  redis.call('HSET', meta, 'd', due(now, ttl))
 end
 
 if limit == 0 then

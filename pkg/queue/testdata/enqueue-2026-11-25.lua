@@ -1,0 +1,75 @@
+-- enqueue.lua: append messages to one client's queue, atomically.
+--
+-- KEYS[1]  meta hash {e = epoch, s = last id assigned, a = last id acknowledged}
+-- KEYS[2]  the queue list; entries are "<publish ms> {"id":N,"data":...}"
+-- KEYS[3]  idempotency record for this batch (ignored when ARGV[4] is 0)
+-- ARGV[1]  epoch to use if the sequence is created now
+-- ARGV[2]  queue cap: oldest entries are dropped beyond it
+-- ARGV[3]  idle expiry of the client's keys, seconds
+-- ARGV[4]  how long the idempotency record lives, seconds (0: no record)
+-- ARGV[5]  wake-up channel
+-- ARGV[6]  wake-up command: PUBLISH, or SPUBLISH on a cluster
+-- ARGV[7]  publish time, unix ms
+-- ARGV[8…] the payloads, compact JSON
+--
+-- The wake-up's payload is "EPOCH FIRST", followed, when they are small,
+-- by the batch's entries one per line, so that a waiting poll whose
+-- cursor is FIRST-1 can answer without reading the queue (queue.DecodeWake).
+--
+-- Returns {epoch, first id, replayed (0/1), entries dropped by the cap}.
+-- The ids given are first .. first+n-1, consecutive because the whole
+-- batch for this client is appended by this one script.
+
+local meta, list, idem = KEYS[1], KEYS[2], KEYS[3]
+local cap, ttl, idemTTL = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = #ARGV - 7
+
+if idemTTL > 0 then
+  local prev = redis.call('GET', idem)
+  if prev then
+    local e, f, c = string.match(prev, '^(%S+) (%d+) (%d+)$')
+    if tonumber(c) ~= n then
+      return redis.error_reply('IDEMCONFLICT first attempt had ' .. c .. ' messages for this client, retry has ' .. n)
+    end
+    return {e, tonumber(f), 1, 0}
+  end
+end
+
+local epoch = redis.call('HGET', meta, 'e')
+if not epoch then
+  -- A new life of this client's sequence: ids start again at 1.
+  epoch = ARGV[1]
+  redis.call('DEL', list)
+  redis.call('HSET', meta, 'e', epoch, 's', 0, 'a', 0)
+end
+
+local last = redis.call('HINCRBY', meta, 's', n)
+local first = last - n + 1
+local len = 0
+local batch = {}
+local all, size = {}, 0
+for i = 1, n do
+  local entry = ARGV[7] .. ' {"id":' .. string.format('%d', first + i - 1) .. ',"data":' .. ARGV[7 + i] .. '}'
+  batch[#batch + 1] = entry
+  size = size + #entry + 1
+  if size <= 16384 then all[#all + 1] = entry end
+  if #batch == 200 or i == n then
+    len = redis.call('RPUSH', list, unpack(batch))
+    batch = {}
+  end
+end
+
+local dropped = 0
+if len > cap then
+  dropped = len - cap
+  redis.call('LTRIM', list, dropped, -1)
+end
+redis.call('EXPIRE', meta, ttl)
+redis.call('EXPIRE', list, ttl)
+if idemTTL > 0 then
+  redis.call('SET', idem, epoch .. ' ' .. string.format('%d', first) .. ' ' .. n, 'EX', idemTTL)
+end
+local wake = epoch .. ' ' .. string.format('%d', first)
+if size <= 16384 then wake = wake .. '\n' .. table.concat(all, '\n') end
+redis.call(ARGV[6], ARGV[5], wake)
+return {epoch, first, 0, dropped}
