@@ -4,10 +4,12 @@ package main_test
 // real HTTP on loopback. Each test starts what it needs and stops it.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -224,6 +226,50 @@ func TestQueueExpiry(t *testing.T) {
 	if texts(fresh) != "1:new" || newEpoch == oldEpoch {
 		t.Errorf("after expiry: %q in epoch %s (old %s); want 1:new in a new epoch", texts(fresh), newEpoch, oldEpoch)
 	}
+}
+
+// An open event stream keeps its client's queue however long it has
+// nothing to send: it reads the queue every eighth of -queue-ttl (at its
+// heartbeats), which refreshes the keys' expiry. (A quiet stream used to
+// let them expire, and its next message came after a reset, in a new
+// epoch.)
+func TestQuietStreamKeepsItsQueue(t *testing.T) {
+	_, nodes := cluster(t, 1, "-queue-ttl", "2s", "-stream-heartbeat", "1s")
+	publish(t, nodes[0], "q", "1")
+	first := poll(t, nodes[0], "q", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
+		nodes[0].URL+"/stream?client=q&since="+url.QueryEscape(first.Cursor), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream = %v, %v", resp, err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+
+	time.Sleep(5 * time.Second) // past -queue-ttl plus an eighth (3 s) with nothing to send
+	publish(t, nodes[0], "q", "2")
+	epoch, _, _ := strings.Cut(first.Cursor, ":")
+	for line := range lines {
+		if line == "event: reset" {
+			t.Fatal("the quiet stream's queue expired: reset")
+		}
+		if strings.HasPrefix(line, "id: ") {
+			if got := strings.TrimPrefix(line, "id: "); got != epoch+":2" {
+				t.Fatalf("the message after the quiet spell is %s; want %s:2", got, epoch)
+			}
+			return
+		}
+	}
+	t.Fatal("the stream ended before the message")
 }
 
 // TestManyHeldPolls holds 500 polls across three nodes, publishes to

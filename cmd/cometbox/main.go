@@ -139,6 +139,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	p := poll.New(q, n.Watch, m, poll.Options{
 		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
 		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
+		Refresh: cfg.QueueTTL / 8, // a quiet stream keeps its client's keys
 	})
 	// Every request's context; cancelled when the shutdown grace period is
 	// over.

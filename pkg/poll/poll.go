@@ -86,6 +86,12 @@ type Options struct {
 	// MaxPerClient bounds the polls one client holds on this node at
 	// once. 0: no bound.
 	MaxPerClient int
+	// Refresh is how often a quiet stream reads its queue all the same:
+	// reading refreshes the expiry of the client's keys, which would
+	// otherwise run out while a stream stays open with nothing to send.
+	// Keep it well under the queue's TTL (the node uses an eighth of
+	// it). Default: 3h.
+	Refresh time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -103,6 +109,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DrainSpread <= 0 {
 		o.DrainSpread = 3 * time.Second
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = 3 * time.Hour
 	}
 	return o
 }
@@ -405,7 +414,10 @@ func signal(c chan struct{}) {
 //
 // emit is called first with the stream's opening page, settled or not;
 // then with every settled page (messages, a gap or a reset) as soon as it
-// is read; and with an empty page every heartbeat. Messages sent are not
+// is read; and with an empty page every heartbeat. A quiet stream reads
+// its queue again every Options.Refresh, to keep its client's keys from
+// expiring (emitting nothing new unless that read is settled). Messages
+// sent are not
 // acknowledged: the browser acknowledges them with its next connection's
 // cursor or an explicit ack (see queue.Ack). An error before the first
 // emit means the stream was never opened (a limit, or Redis).
@@ -437,6 +449,7 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 		readCtx, cancel := context.WithTimeout(ctx, p.opts.ReadTimeout)
 		page, err := p.q.ReadAfter(readCtx, client, ack, after, p.opts.Limit)
 		cancel()
+		lastRead := time.Now()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -465,6 +478,9 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 			case <-tick.C:
 				if err := emit(message.Page{Next: message.Cursor{Epoch: page.Next.Epoch, ID: after}}); err != nil {
 					return err
+				}
+				if time.Since(lastRead) >= p.opts.Refresh {
+					break wait
 				}
 			case <-ctx.Done():
 				return nil
