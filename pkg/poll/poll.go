@@ -443,13 +443,15 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 	ack, after := since, since.ID
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	refresh := time.NewTimer(p.opts.Refresh)
+	defer refresh.Stop()
 	drain := p.draining
 	var drainTimer <-chan time.Time
 	for opened := false; ; {
 		readCtx, cancel := context.WithTimeout(ctx, p.opts.ReadTimeout)
 		page, err := p.q.ReadAfter(readCtx, client, ack, after, p.opts.Limit)
 		cancel()
-		lastRead := time.Now()
+		refresh.Reset(p.opts.Refresh)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -475,12 +477,11 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 			select {
 			case <-woken:
 				break wait
+			case <-refresh.C:
+				break wait
 			case <-tick.C:
 				if err := emit(message.Page{Next: message.Cursor{Epoch: page.Next.Epoch, ID: after}}); err != nil {
 					return err
-				}
-				if time.Since(lastRead) >= p.opts.Refresh {
-					break wait
 				}
 			case <-ctx.Done():
 				return nil
