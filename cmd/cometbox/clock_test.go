@@ -38,3 +38,27 @@ func TestCheckClock(t *testing.T) {
 		})
 	}
 }
+
+// The skew is taken against the middle of the round trip to Redis.
+func TestClockSkewMidpoint(t *testing.T) {
+	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	calls := 0
+	now := func() time.Time { // the round trip takes 2 s
+		calls++
+		return start.Add(time.Duration(calls-1) * 2 * time.Second)
+	}
+	for _, tt := range []struct {
+		redis time.Time
+		want  time.Duration
+	}{
+		{start.Add(time.Second), 0},
+		{start, time.Second},
+		{start.Add(3 * time.Second), -2 * time.Second},
+	} {
+		calls = 0
+		skew, err := clockSkew(context.Background(), now, func(context.Context) (time.Time, error) { return tt.redis, nil })
+		if err != nil || skew != tt.want {
+			t.Errorf("Redis at %v of a 2 s round trip: skew %v, %v; want %v", tt.redis.Sub(start), skew, err, tt.want)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.IntVar(&c.MaxPolls, "max-polls", 0, "most polls this node holds at once, then 503 with Retry-After; 0: 90% of the open-file limit")
 	fs.IntVar(&c.MaxPollsPerClient, "max-polls-per-client", 4, "most polls one client holds on this node at once, then 429; 0: no limit")
 	fs.IntVar(&c.QueueCap, "queue-cap", 1000, "most messages queued for one client; the oldest are dropped beyond it (and reported as a gap)")
-	fs.DurationVar(&c.QueueTTL, "queue-ttl", 24*time.Hour, "a client's queue is deleted after this long without a publish or poll (at most an eighth later)")
+	fs.DurationVar(&c.QueueTTL, "queue-ttl", 24*time.Hour, "a client's queue is deleted after this long without a publish, poll or open stream (at most an eighth later)")
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", 10*time.Minute, "how long an idempotency key is remembered")
 	fs.BoolVar(&c.DurableAOF, "durable-aof", false, "answer a publish only once Redis has fsynced it to its append-only file (WAITAOF; Redis 7.2+, appendonly yes)")
 	fs.IntVar(&c.DurableReplicas, "durable-replicas", 0, "answer a publish only once this many replicas have it (WAIT), or have fsynced it with -durable-aof")

@@ -91,6 +91,37 @@ func TestStreamEvents(t *testing.T) {
 	}
 }
 
+// A stream opened without an epoch (a fresh page) still notices that
+// Redis lost its client's sequence: the new sequence's messages come
+// after a reset, from its first. (Such a stream used to keep reading
+// after the id it had reached, in whatever epoch: message 1 of the new
+// sequence was never sent.)
+func TestStreamNoticesALostSequence(t *testing.T) {
+	n := newNode(t, secured(), poll.Options{})
+	srv := httptest.NewServer(n.h)
+	defer srv.Close()
+	defer http.DefaultClient.CloseIdleConnections()
+
+	n.do(publishReq(`<message to="s">old</message>`, "text/xml"))
+	ev, stop := openStream(t, srv.URL, "s", "0")
+	defer stop()
+	ev.next(t) // retry
+	ev.next(t) // hello
+	if got := ev.next(t); !strings.HasSuffix(got, `:1|data: {"id":1,"data":"old"}`) {
+		t.Fatalf("first message event = %q", got)
+	}
+	n.mr.FlushAll() // Redis lost its data
+	n.do(publishReq(`<messages><message to="s">a</message><message to="s">b</message></messages>`, "text/xml"))
+	if got := ev.next(t); !strings.HasPrefix(got, "event: reset|") {
+		t.Fatalf("after the loss: %q; want a reset", got)
+	}
+	for _, want := range []string{`:1|data: {"id":1,"data":"a"}`, `:2|data: {"id":2,"data":"b"}`} {
+		if got := ev.next(t); !strings.HasSuffix(got, want) {
+			t.Fatalf("after the reset: %q; want %s", got, want)
+		}
+	}
+}
+
 func TestAck(t *testing.T) {
 	n := newNode(t, secured(), poll.Options{})
 	n.do(publishReq(`<messages><message to="k">1</message><message to="k">2</message><message to="k">3</message></messages>`, "text/xml"))

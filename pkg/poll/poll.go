@@ -86,11 +86,11 @@ type Options struct {
 	// MaxPerClient bounds the polls one client holds on this node at
 	// once. 0: no bound.
 	MaxPerClient int
-	// Refresh is how often a quiet stream reads its queue all the same:
-	// reading refreshes the expiry of the client's keys, which would
-	// otherwise run out while a stream stays open with nothing to send.
-	// Keep it well under the queue's TTL (the node uses an eighth of
-	// it). Default: 3h.
+	// Refresh is how often a quiet stream reads its queue all the same
+	// (jittered down by up to 10%): reading refreshes the expiry of the
+	// client's keys, which would otherwise run out while a stream stays
+	// open with nothing to send. Keep it well under the queue's TTL (the
+	// node uses an eighth of it). Default: 3h.
 	Refresh time.Duration
 }
 
@@ -451,13 +451,19 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 		readCtx, cancel := context.WithTimeout(ctx, p.opts.ReadTimeout)
 		page, err := p.q.ReadAfter(readCtx, client, ack, after, p.opts.Limit)
 		cancel()
-		refresh.Reset(p.opts.Refresh)
+		refresh.Reset(jitterDown(p.opts.Refresh, 0.1)) // streams opened together spread out
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			p.m.RedisError("read")
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if ack.Epoch == "" {
+			// A stream opened without an epoch (a fresh page) holds the
+			// sequence it read from now on, so that the next read notices
+			// a new one (Redis lost the keys) and says reset.
+			ack.Epoch = page.Next.Epoch
 		}
 		if !opened || page.Settled() {
 			opened = true

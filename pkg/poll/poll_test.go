@@ -410,7 +410,7 @@ func TestStreamRefreshesItsQueue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake()
 		p := poll.New(f, f.subscribe, nil, poll.Options{Refresh: time.Minute})
-		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+10*time.Second)
 		defer cancel()
 		var pages int
 		err := p.Stream(ctx, "s", message.Cursor{}, 2*time.Minute, func(page message.Page) error {
@@ -426,7 +426,26 @@ func TestStreamRefreshesItsQueue(t *testing.T) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if f.reads != 5 || pages != 3 {
-			t.Errorf("in 4.5 min: %d reads, %d pages; want 5 (the first, then one a minute) and 3 (the opening one, a heartbeat every 2 min)", f.reads, pages)
+			t.Errorf("in 4 min 10 s: %d reads, %d pages; want 5 (the first, then one every 54 to 60 s) and 3 (the opening one, a heartbeat every 2 min)", f.reads, pages)
+		}
+	})
+}
+
+// By default a quiet stream reads its queue every 3 hours or a little
+// less: an eighth of the queue's default TTL.
+func TestStreamRefreshesByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		p := poll.New(f, f.subscribe, nil, poll.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour+time.Minute)
+		defer cancel()
+		if err := p.Stream(ctx, "s", message.Cursor{}, time.Hour, func(message.Page) error { return nil }); err != nil {
+			t.Fatalf("Stream = %v", err)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.reads != 2 {
+			t.Errorf("in 3 h 1 min: %d reads; want 2 (the first, one after 2 h 42 min to 3 h)", f.reads)
 		}
 	})
 }

@@ -53,8 +53,8 @@ type Options struct {
 	// beyond it, and the next poll reports them in Cometbox-Gap.
 	// Default: 1000.
 	Cap int
-	// TTL is how long a client's keys live after its last publish or
-	// poll, at least: the scripts refresh the expiry only when an eighth
+	// TTL is how long a client's keys live after their last use (a
+	// publish, a read, an acknowledgement), at least: the scripts refresh the expiry only when an eighth
 	// of TTL has passed since they last did, to TTL plus an eighth, so
 	// keys may live up to an eighth longer (expiry.lua). Default: 24h.
 	TTL time.Duration

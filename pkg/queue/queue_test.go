@@ -905,7 +905,9 @@ func scriptsOfThePreviousVersion(t *testing.T, rdb *redis.Client) {
 	}
 	oldRead, oldEnqueue := script("read-2026-11-25.lua"), script("enqueue-2026-11-25.lua")
 
-	q.Publish(ctx, batchOf(text("a", "1"), text("a", "2"), text("a", "3")))
+	if _, err := q.Publish(ctx, batchOf(text("a", "1"), text("a", "2"), text("a", "3"))); err != nil {
+		t.Fatal(err)
+	}
 	res, err := rdb.Eval(ctx, oldRead, []string{"cb:{a}:m", "cb:{a}:q"}, "", 2, 2, 10, 3600).Slice()
 	if err != nil {
 		t.Fatalf("the previous read.lua on a queue of this version: %v", err)
