@@ -3,12 +3,11 @@
 //
 // A client has three keys, all under the hash tag {client} so that they
 // live on one Redis Cluster slot: a hash with the sequence's epoch, last
-// assigned id and when the keys' expiry is due; a list of
-// the messages not yet acknowledged, oldest first; and, per idempotent
-// batch, a short-lived record of the ids it was given. Every change is
-// one Lua script
-// (enqueue.lua, read.lua), so no interleaving of nodes can lose, reorder
-// or duplicate a message. Enqueueing also publishes a wake-up on the
+// assigned id and when the keys' expiry is due; a list of the messages
+// not yet acknowledged, oldest first; and, per idempotent batch, a
+// short-lived record of the ids it was given. Every change is one Lua
+// script (enqueue.lua, read.lua), so no interleaving of nodes can lose,
+// reorder or duplicate a message. Enqueueing also publishes a wake-up on the
 // client's channel (see package notify).
 //
 // A *Queue is safe for concurrent use.
@@ -54,9 +53,10 @@ type Options struct {
 	// Default: 1000.
 	Cap int
 	// TTL is how long a client's keys live after their last use (a
-	// publish, a read, an acknowledgement), at least: the scripts refresh the expiry only when an eighth
-	// of TTL has passed since they last did, to TTL plus an eighth, so
-	// keys may live up to an eighth longer (expiry.lua). Default: 24h.
+	// publish, a read, an acknowledgement), at least: the scripts refresh
+	// the expiry only when an eighth of TTL has passed since they last
+	// did, to TTL plus an eighth, so keys may live up to an eighth longer
+	// (expiry.lua). Default: 24h.
 	TTL time.Duration
 	// IdempotencyTTL is how long an idempotency key is remembered.
 	// Default: 10m.
@@ -404,9 +404,9 @@ func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, aft
 	if q.opts.Durability.enabled() {
 		// Nothing less durable than an acknowledged publish is shown to a
 		// browser: the read script always writes (readCall makes it
-		// refresh the keys' expiry), and
-		// replication keeps order, so a WAIT after it on the same
-		// connection confirms that what it read is on the replicas too.
+		// refresh the keys' expiry), and replication keeps order, so a
+		// WAIT after it on the same connection confirms that what it read
+		// is on the replicas too.
 		// After a failover the new primary then holds every message any
 		// page has seen, and no id is given twice.
 		cmds, err := execScripts(ctx, q.rdb, []scriptCall{c}, q.opts.Durability)
