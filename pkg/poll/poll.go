@@ -418,8 +418,8 @@ func signal(c chan struct{}) {
 // its queue again every Options.Refresh, to keep its client's keys from
 // expiring (emitting nothing new unless that read is settled). Messages
 // sent are not acknowledged: the browser acknowledges them with its next
-// connection's cursor or an explicit ack (see queue.Ack). An error before the first
-// emit means the stream was never opened (a limit, or Redis).
+// connection's cursor or an explicit ack (see queue.Ack). An error before
+// the first emit means the stream was never opened (a limit, or Redis).
 func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor, heartbeat time.Duration, emit func(message.Page) error) error {
 	release, err := p.admit(client)
 	if err != nil {
