@@ -230,9 +230,9 @@ func TestQueueExpiry(t *testing.T) {
 
 // An open event stream keeps its client's queue however long it has
 // nothing to send: it reads the queue every eighth of -queue-ttl (here
-// more often than its heartbeats), which refreshes the keys' expiry. (A quiet stream used to
-// let them expire, and its next message came after a reset, in a new
-// epoch.)
+// more often than its heartbeats), which refreshes the keys' expiry. (A
+// quiet stream used to let them expire, and its next message came after
+// a reset, in a new epoch.)
 func TestQuietStreamKeepsItsQueue(t *testing.T) {
 	_, nodes := cluster(t, 1, "-queue-ttl", "2s")
 	publish(t, nodes[0], "q", "1")

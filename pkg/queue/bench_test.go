@@ -1,17 +1,16 @@
-package queue_test
+package queue
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cometbox/cometbox/internal/bench"
 	"github.com/cometbox/cometbox/internal/redisserver"
 	"github.com/cometbox/cometbox/pkg/message"
-	"github.com/cometbox/cometbox/pkg/queue"
 )
 
 // BenchmarkMessageInRedis is what one message costs Redis, on a real
@@ -28,29 +27,24 @@ func BenchmarkMessageInRedis(b *testing.B) {
 	rs := redisserver.Start(b, redisserver.Options{Args: []string{"--appendonly", "yes", "--appendfsync", "no"}})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
-	q := queue.New(rdb, queue.Options{})
+	q := New(rdb, Options{})
 
 	const clients = 1000
 	payload := message.EncodeText(strings.Repeat("x", 48))
-	cursors := make([]message.Cursor, clients)
 	deliver := func(c int) {
 		to := "c" + strconv.Itoa(c)
 		pub, err := q.Publish(ctx, message.Batch{Messages: []message.Message{{To: to, Data: payload}}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		cursors[c].ID = pub.Receipts[0].ID
-		if _, err := q.Ack(ctx, to, cursors[c]); err != nil {
+		if _, err := q.Ack(ctx, to, message.Cursor{ID: pub.Receipts[0].ID}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	for c := range clients { // sequences exist before the timing starts
 		deliver(c)
 	}
-	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
-	aof0 := infoInt(b, rdb, "persistence", "aof_current_size")
+	calls0, aof0 := redisCounts(b, rs.Addr)
 
 	b.ResetTimer()
 	for i := range b.N {
@@ -58,54 +52,29 @@ func BenchmarkMessageInRedis(b *testing.B) {
 	}
 	b.StopTimer()
 
-	n := float64(b.N)
-	b.ReportMetric(commandCalls(b, rdb)/n, "cmds/msg")
-	b.ReportMetric(float64(infoInt(b, rdb, "persistence", "aof_current_size")-aof0)/n, "aof-B/msg")
-}
-
-// infoInt reads a numeric field of an INFO section.
-func infoInt(b *testing.B, rdb *redis.Client, section, field string) int64 {
-	b.Helper()
-	v, err := strconv.ParseInt(infoField(b, rdb, section, field), 10, 64)
-	if err != nil {
-		b.Fatalf("INFO %s %s: %v", section, field, err)
+	calls1, aof1 := redisCounts(b, rs.Addr)
+	var calls int64
+	for _, n := range bench.CallsDelta(calls0, calls1) {
+		calls += n
 	}
-	return v
+	b.ReportMetric(float64(calls)/float64(b.N), "cmds/msg")
+	b.ReportMetric(float64(aof1-aof0)/float64(b.N), "aof-B/msg")
 }
 
-func infoField(b *testing.B, rdb *redis.Client, section, field string) string {
+// redisCounts reads the command counters (INFO commandstats) and the AOF's
+// size of the Redis at addr.
+func redisCounts(b *testing.B, addr string) (calls map[string]int64, aofBytes int64) {
 	b.Helper()
-	text, err := rdb.Info(context.Background(), section).Result()
+	calls, err := bench.RedisCommands(addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(text, "\r\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return v
-		}
-	}
-	b.Fatalf("INFO %s has no %s", section, field)
-	return ""
-}
-
-// commandCalls sums the calls of INFO commandstats: scripts and the
-// commands inside them alike, leaving out INFO, CONFIG, HELLO and CLIENT.
-func commandCalls(b *testing.B, rdb *redis.Client) (calls float64) {
-	b.Helper()
-	text, err := rdb.Info(context.Background(), "commandstats").Result()
+	info, err := bench.RedisInfo(addr, "persistence")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(text, "\r\n") {
-		name, stats, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
-		if !ok || name == "info" || name == "hello" || strings.HasPrefix(name, "config") || strings.HasPrefix(name, "client") {
-			continue
-		}
-		var c float64
-		if _, err := fmt.Sscanf(stats, "calls=%g,", &c); err != nil {
-			b.Fatalf("commandstats line %q: %v", line, err)
-		}
-		calls += c
+	if aofBytes, err = strconv.ParseInt(infoField(info, "aof_current_size"), 10, 64); err != nil {
+		b.Fatalf("INFO persistence aof_current_size: %v", err)
 	}
-	return calls
+	return calls, aofBytes
 }

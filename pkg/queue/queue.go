@@ -385,16 +385,13 @@ func (q *Queue) flushAcks() {
 }
 
 // readCall is a call of read.lua (see there). write makes it refresh the
-// keys' expiry whatever its age, so that it always writes.
+// keys' expiry whatever its age, so that it always writes (go-redis sends
+// a bool as 1 or 0).
 func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int, write bool) scriptCall {
-	force := 0
-	if write {
-		force = 1
-	}
 	return scriptCall{
 		script: readScript,
 		keys:   []string{q.metaKey(client), q.listKey(client)},
-		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL), q.now().UnixMilli(), force},
+		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL), q.now().UnixMilli(), write},
 	}
 }
 
