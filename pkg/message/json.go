@@ -20,7 +20,10 @@ func ParseJSON(r io.Reader, lim Limits) (Batch, error) {
 	lim = lim.withDefaults()
 	body, err := io.ReadAll(r)
 	if err != nil {
-		return Batch{}, err // a *http.MaxBytesError, for instance; not ours to name
+		// The body broke on its way (bad chunk framing, cut short, too
+		// large): the publisher's fault, not the node's. The reader's error
+		// stays inside, so that a *http.MaxBytesError still reads as one.
+		return Batch{}, fmt.Errorf("reading the body: %w: %w", err, ErrMalformed)
 	}
 	if !utf8.Valid(body) {
 		return Batch{}, fmt.Errorf("body is not valid UTF-8: %w", ErrMalformed)

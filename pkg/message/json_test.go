@@ -4,8 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/cometbox/cometbox/pkg/message"
 )
@@ -67,6 +71,24 @@ func TestParseJSONErrors(t *testing.T) {
 				t.Errorf("ParseJSON error %q does not mention %q", err, tt.mention)
 			}
 		})
+	}
+}
+
+// A body that breaks while it is read (bad chunk framing, cut short) is
+// malformed, the reader's error kept inside: an oversized body's
+// *http.MaxBytesError must stay visible to errors.As.
+func TestParseJSONReadError(t *testing.T) {
+	broken := errors.New("invalid byte in chunk length")
+	r := io.MultiReader(strings.NewReader(`{"messages":[{"to":"a","data":`), iotest.ErrReader(broken))
+	if _, err := message.ParseJSON(r, message.Limits{}); !errors.Is(err, message.ErrMalformed) || !errors.Is(err, broken) {
+		t.Errorf("ParseJSON of a broken body = %v; want it wrapped with ErrMalformed", err)
+	}
+
+	body := http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(strings.NewReader(`{"messages":[]}`)), 5)
+	_, err := message.ParseJSON(body, message.Limits{})
+	var tooBig *http.MaxBytesError
+	if !errors.As(err, &tooBig) {
+		t.Errorf("ParseJSON of an oversized body = %v; want a *http.MaxBytesError inside", err)
 	}
 }
 
