@@ -40,9 +40,15 @@ import (
 
 // canPark reports whether a request's connection can be parked: a GET
 // (a parked answer always has its body; HEAD is net/http's to answer)
-// over plain HTTP/1.1 that the client keeps alive.
+// without a body, over plain HTTP/1.1 that the client keeps alive.
+//
+// A parked connection's next bytes are read as its next request, so a
+// request whose body net/http has not read (either framing, even an
+// empty chunked one) must never park: its body would run as a request of
+// its own. net/http answers it in the handler and reads past the body.
 func canPark(r *http.Request) bool {
-	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && r.TLS == nil
+	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor == 1 && !r.Close && r.TLS == nil &&
+		r.ContentLength == 0 && len(r.TransferEncoding) == 0
 }
 
 // parked is one poll waiting on a hijacked connection.
@@ -67,9 +73,7 @@ func (h *Handler) pollParked(w http.ResponseWriter, r *http.Request, client stri
 	pk := &parked{h: h}
 	res, held, err := h.poller.Hold(r.Context(), client, since, pk.wake)
 	if err != nil {
-		if !ctxGone(r, err) {
-			h.writeError(w, r, jsonFormat, err)
-		}
+		h.pollFailed(w, r, err)
 		return
 	}
 	if held == nil {
@@ -213,12 +217,11 @@ func (pk *parked) waitHere(w http.ResponseWriter, r *http.Request) {
 		woken.Send("")
 	}
 	res, err := pk.held.Wait(r.Context(), woken)
-	switch {
-	case err == nil:
-		pk.h.writePage(w, res.Page)
-	case !ctxGone(r, err):
-		pk.h.writeError(w, r, jsonFormat, err)
+	if err != nil {
+		pk.h.pollFailed(w, r, err)
+		return
 	}
+	pk.h.writePage(w, res.Page)
 }
 
 // finish writes res on the connection and ends the poll. closeAfter (or

@@ -31,13 +31,22 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 
 	res, err := h.poller.Poll(r.Context(), client, since)
 	if err != nil {
-		if ctxGone(r, err) {
-			return // the browser left; nothing was acknowledged for it
-		}
-		h.writeError(w, r, jsonFormat, err)
+		h.pollFailed(w, r, err)
 		return
 	}
 	h.writePage(w, res.Page)
+}
+
+// pollFailed answers a poll that ended in err. When the request's context
+// ended (the browser left, or the node's grace period is over) nothing was
+// acknowledged for it and nobody waits for an answer: the connection is
+// closed without one, as a parked poll's is, since net/http would
+// otherwise send an empty 200 that claims a page.
+func (h *Handler) pollFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if ctxGone(r, err) {
+		panic(http.ErrAbortHandler)
+	}
+	h.writeError(w, r, jsonFormat, err)
 }
 
 // subscriber reads and checks what /poll, /stream and /ack share: the
