@@ -128,3 +128,29 @@ func TestPublishBadChunkFraming(t *testing.T) {
 		}
 	}
 }
+
+// Bodies that parsers read differently are refused whole, so that a back
+// end that checked a body with another parser never disagrees with the
+// node about who receives what.
+func TestPublishRefusesAmbiguousBodies(t *testing.T) {
+	n := newNode(t, secured(), poll.Options{})
+	for _, tt := range []struct {
+		name, body, contentType, code string
+	}{
+		{"repeated to", `<messages><message to="alice" to="bob">x</message></messages>`, "application/xml", "malformed"},
+		{"repeated id", `<messages id="k1" id="k2"><message to="alice">x</message></messages>`, "application/xml", "malformed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := n.do(publishReq(tt.body, tt.contentType))
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("status = %d; want 400 (body %s)", rec.Code, rec.Body)
+			}
+			if code := errorCode(t, rec); code != tt.code {
+				t.Errorf("code = %q; want %q (body %s)", code, tt.code, rec.Body)
+			}
+			if keys := n.mr.Keys(); len(keys) != 0 {
+				t.Errorf("Redis holds %v after a refused publish", keys)
+			}
+		})
+	}
+}

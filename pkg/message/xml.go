@@ -28,7 +28,8 @@ import (
 // Hostile input is refused rather than interpreted: DOCTYPE and other
 // directives (so no entity expansion), processing instructions other than
 // the XML declaration, encodings other than UTF-8, invalid UTF-8, characters
-// XML forbids, elements inside <message>, anything after the root.
+// XML forbids, repeated attributes, elements inside <message>, anything
+// after the root.
 //
 // Bodies up to 128 KiB are read whole and, when they have the common
 // shape (see parseXMLFast), parsed in one pass without encoding/xml;
@@ -200,15 +201,23 @@ func (p *xmlParser) ignorable(tok xml.Token) error {
 	return fmt.Errorf("line %d: unexpected %T: %w", p.line(), tok, ErrInvalid)
 }
 
+// rootAttrs reads the attributes of <messages>. encoding/xml hands over a
+// repeated attribute as two, where XML says the document is not well
+// formed; it is refused, or the node and a parser that keeps the first
+// would disagree.
 func (p *xmlParser) rootAttrs(root xml.StartElement) (key string, err error) {
+	haveID := false
 	for _, a := range root.Attr {
 		if a.Name.Space != "" || a.Name.Local != "id" {
 			return "", fmt.Errorf("line %d: <messages>: unknown attribute %q: %w", p.line(), attrName(a.Name), ErrInvalid)
 		}
+		if haveID {
+			return "", fmt.Errorf("line %d: <messages>: attribute \"id\" repeated: %w", p.line(), ErrMalformed)
+		}
 		if err := CheckIdempotencyKey(a.Value); err != nil {
 			return "", fmt.Errorf("line %d: <messages> attribute \"id\": %w", p.line(), err)
 		}
-		key = a.Value
+		key, haveID = a.Value, true
 	}
 	return key, nil
 }
@@ -263,15 +272,22 @@ func (p *xmlParser) message(start xml.StartElement, n int) (Message, error) {
 		return fmt.Errorf("message %d on line %d: "+format, append([]any{n, line}, args...)...)
 	}
 	var m Message
-	isJSON, haveTo := false, false
-	for _, a := range start.Attr {
+	isJSON, haveTo, haveType := false, false, false
+	for _, a := range start.Attr { // a repeated attribute: see rootAttrs
 		switch {
 		case a.Name.Space == "" && a.Name.Local == "to":
+			if haveTo {
+				return Message{}, where("attribute \"to\" repeated: %w", ErrMalformed)
+			}
 			if err := CheckClient(a.Value); err != nil {
 				return Message{}, where("attribute \"to\": %w", err)
 			}
 			m.To, haveTo = a.Value, true
 		case a.Name.Space == "" && a.Name.Local == "type":
+			if haveType {
+				return Message{}, where("attribute \"type\" repeated: %w", ErrMalformed)
+			}
+			haveType = true
 			switch a.Value {
 			case "text":
 			case "json":
