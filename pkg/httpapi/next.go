@@ -62,13 +62,13 @@ func (h *Handler) serveNext(conn net.Conn) (parkedAgain *parked) {
 		}
 	}()
 	for {
-		req, replay, err := h.readNext(conn)
+		req, replay, headBy, err := h.readNext(conn)
 		switch {
 		case err != nil:
 			_ = conn.Close()
 			return nil
 		case req == nil:
-			h.returned.hand(prefixed(conn, replay))
+			h.returned.hand(handedBack(conn, replay, headBy))
 			return nil
 		}
 		w = &nextWriter{conn: conn, rec: newRecorder()}
@@ -95,29 +95,31 @@ func (h *Handler) serveNext(conn net.Conn) (parkedAgain *parked) {
 
 // readNext waits for the next request and reads its head within the
 // read header timeout. It returns the request when it is a plain re-poll,
-// or nil and the bytes read when Returned should serve it; an error when
-// the connection idled out, broke or was too slow.
+// or nil, the bytes read and when the head is due when Returned should
+// serve it; an error when the connection idled out, broke or was too
+// slow.
 //
 // It waits in a read into a pooled head buffer, not in a one-byte read
 // like a parked poll: the connection was just answered and the browser's
 // next request is on its way, so the buffer is held briefly (an idle
 // keep-alive connection holds one as long as net/http's hold theirs), and
 // the head arrives in one read instead of two.
-func (h *Handler) readNext(conn net.Conn) (*http.Request, []byte, error) {
+func (h *Handler) readNext(conn net.Conn) (req *http.Request, replay []byte, headBy time.Time, err error) {
 	if err := conn.SetReadDeadline(time.Now().Add(h.cfg.IdleTimeout)); err != nil {
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
 	bp := headBufs.Get().(*[]byte)
 	defer headBufs.Put(bp)
 	buf := *bp
 	n, err := conn.Read(buf)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
 	if h.returned.closed() {
-		return nil, nil, net.ErrClosed
+		return nil, nil, time.Time{}, net.ErrClosed
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(h.cfg.ReadHeaderTimeout))
+	headBy = time.Now().Add(h.cfg.ReadHeaderTimeout)
+	_ = conn.SetReadDeadline(headBy)
 	defer func() { _ = conn.SetReadDeadline(time.Time{}) }()
 	for scanned := 0; ; {
 		for i := scanned; i < n; i++ {
@@ -125,25 +127,25 @@ func (h *Handler) readNext(conn net.Conn) (*http.Request, []byte, error) {
 				continue
 			}
 			if i == 0 || buf[i-1] != '\r' {
-				return nil, bytes.Clone(buf[:n]), nil // a bare line feed: net/http's to judge
+				return nil, bytes.Clone(buf[:n]), headBy, nil // a bare line feed: net/http's to judge
 			}
 			if i >= 3 && buf[i-3] == '\r' && buf[i-2] == '\n' { // the blank line ending the head
 				if i+1 == n {
 					if req := parseRePoll(h.cfg.BaseContext, buf[:i-1], conn); req != nil {
-						return req, nil, nil
+						return req, nil, headBy, nil
 					}
 				}
-				return nil, bytes.Clone(buf[:n]), nil // not a plain re-poll, or more behind it
+				return nil, bytes.Clone(buf[:n]), headBy, nil // not a plain re-poll, or more behind it
 			}
 		}
 		scanned = n
 		if n == len(buf) {
-			return nil, bytes.Clone(buf[:n]), nil // long: net/http applies its own limit
+			return nil, bytes.Clone(buf[:n]), headBy, nil // long: net/http applies its own limit
 		}
 		m, err := conn.Read(buf[n:])
 		n += m
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, time.Time{}, err
 		}
 	}
 }

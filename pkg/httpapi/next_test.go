@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -269,4 +270,36 @@ func TestRePollAfterBaseContextCancelled(t *testing.T) {
 	c.poll("bc", "", "")
 	c.closed(2 * time.Second)
 	waitHeld(t, n, 0)
+}
+
+// A request head that starts on a parked connection and is handed to
+// net/http unfinished (here: longer than the parked reader's buffer) has
+// one read-header timeout in all, counted from its first byte, not a
+// fresh one from net/http.
+func TestHandedBackHeadKeepsItsTimeout(t *testing.T) {
+	cfg := secured()
+	cfg.ReadHeaderTimeout = 600 * time.Millisecond
+	cfg.Park = true
+	n := newNode(t, cfg, poll.Options{Timeout: 200 * time.Millisecond})
+	srv := httptest.NewServer(n.h)
+	defer srv.Close()
+	// Handed-back connections are served with the same timeout, as
+	// cmd/cometbox does.
+	back := &http.Server{Handler: n.h, ReadHeaderTimeout: cfg.ReadHeaderTimeout}
+	go back.Serve(n.h.Returned())
+	defer func() { back.Close(); n.h.Returned().Close() }()
+
+	c := dialRaw(t, srv.URL)
+	c.poll("slow-head", "", "")
+	if resp, body := c.answer(); resp.StatusCode != 200 || body != "[]" {
+		t.Fatalf("poll = %d %s", resp.StatusCode, body)
+	}
+	start := time.Now()
+	c.send("GET /poll?client=slow-head HTTP/1.1\r\nHost: x\r\n")
+	time.Sleep(400 * time.Millisecond) // most of the timeout spent on the parked connection
+	c.send("X-Long: " + strings.Repeat("a", 6000) + "\r\n")
+	c.closed(3 * time.Second)
+	if took := time.Since(start); took > cfg.ReadHeaderTimeout+300*time.Millisecond {
+		t.Errorf("the unfinished head was cut after %v; want about the %v read-header timeout", took, cfg.ReadHeaderTimeout)
+	}
 }

@@ -422,6 +422,46 @@ func prefixed(c net.Conn, prefix []byte) net.Conn {
 	return &prefixedConn{Conn: c, prefix: prefix}
 }
 
+// headDueConn is a connection handed to Returned with a request head
+// begun: the first read deadline net/http sets on it, the one for that
+// head, is held to when the head was due on the parked connection, so
+// that a slow head gets one read-header timeout in all, not two.
+type headDueConn struct {
+	net.Conn
+	headBy  time.Time
+	applied bool
+}
+
+// handedBack is the connection Returned gets: c with the bytes already
+// read replayed, and headBy bounding the head they begin.
+func handedBack(c net.Conn, replay []byte, headBy time.Time) net.Conn {
+	return &headDueConn{Conn: prefixed(c, replay), headBy: headBy}
+}
+
+func (c *headDueConn) SetReadDeadline(t time.Time) error {
+	if !c.applied {
+		c.applied = true
+		if t.IsZero() || t.After(c.headBy) {
+			t = c.headBy
+		}
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// CloseWrite lets net/http half-close a handed-back connection before it
+// closes it, as it does its own, so that a client's unread request
+// does not turn the close into a reset that loses the last answer.
+func (c *headDueConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+func (c *prefixedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+func closeWrite(c net.Conn) error {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *prefixedConn) Read(b []byte) (int, error) {
 	if len(c.prefix) > 0 {
 		n := copy(b, c.prefix)
