@@ -104,7 +104,8 @@ type Handler struct {
 	assets   map[string]asset
 	returned *returnedConns
 	ids      *requestIDs
-	dates    httpDates // of answers written by park.go and next.go
+	dates    httpDates              // of answers written by park.go and next.go
+	notReady atomic.Pointer[string] // why /readyz last failed; "" once ready again
 
 	// rePoll is what the router runs for GET /poll, without the routing:
 	// re-polls read on parked connections (next.go) go straight to it.

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -496,4 +498,42 @@ func TestPollOutlivesReadTimeout(t *testing.T) {
 			}
 		}
 	}
+}
+
+// /readyz tells a balancer no more than "not ready": the reason (which
+// may name Redis's address) goes to the node's log, once per change.
+func TestReadyzKeepsItsReasonInTheLog(t *testing.T) {
+	var logs syncBuffer
+	cfg := secured()
+	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	n := newNode(t, cfg, poll.Options{})
+	n.mr.Close()
+	var rec *httptest.ResponseRecorder
+	for range 3 {
+		rec = n.do(httptest.NewRequest("GET", "/readyz", nil))
+	}
+	if rec.Code != 503 || rec.Body.String() != "not ready\n" {
+		t.Errorf("readyz with Redis gone = %d %q; want 503 \"not ready\\n\"", rec.Code, rec.Body)
+	}
+	if got := strings.Count(logs.String(), "not ready"); got != 1 || !strings.Contains(logs.String(), "err=") {
+		t.Errorf("log = %q; want the reason logged once", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger and a test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
