@@ -139,6 +139,7 @@ func TestPublishRefusesAmbiguousBodies(t *testing.T) {
 	}{
 		{"repeated to", `<messages><message to="alice" to="bob">x</message></messages>`, "application/xml", "malformed"},
 		{"repeated id", `<messages id="k1" id="k2"><message to="alice">x</message></messages>`, "application/xml", "malformed"},
+		{"surrogate reference", `<messages><message to="alice">&#xD800;</message></messages>`, "application/xml", "malformed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := n.do(publishReq(tt.body, tt.contentType))

@@ -38,6 +38,18 @@ func BenchmarkParse(b *testing.B) {
 				}
 			}
 		})
+		// The same messages in CDATA sections, which the fast path leaves
+		// to the full parser.
+		fullBody := strings.NewReplacer(`">`, `"><![CDATA[`, "</message>", "]]></message>").Replace(xmlBody)
+		b.Run(fmt.Sprintf("xml-full/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(fullBody)))
+			for b.Loop() {
+				if _, err := message.ParseXML(strings.NewReader(fullBody), message.Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("json/%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(jsonBody)))

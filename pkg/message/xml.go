@@ -1,7 +1,6 @@
 package message
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -77,12 +76,11 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // parseXMLFull is ParseXML through encoding/xml: every body, every error.
 func parseXMLFull(r io.Reader, lim Limits) (Batch, error) {
-	br := bodyReaders.Get().(*bufio.Reader)
-	br.Reset(r)
-	defer func() { br.Reset(nil); bodyReaders.Put(br) }()
-	skipBOM(br)
-	p := &xmlParser{lim: lim}
-	p.dec = xml.NewDecoder(br) // a ByteReader: the decoder reads it as is
+	in := newTokenReader(r)
+	defer in.free()
+	in.skipBOM()
+	p := &xmlParser{lim: lim, in: in}
+	p.dec = xml.NewDecoder(in) // a ByteReader: the decoder reads it as is
 	p.dec.Strict = true
 	batch, err := p.parse()
 	if err != nil {
@@ -93,6 +91,7 @@ func parseXMLFull(r io.Reader, lim Limits) (Batch, error) {
 
 type xmlParser struct {
 	dec *xml.Decoder
+	in  *tokenReader // what dec reads, with the raw text of its last token
 	lim Limits
 	buf bytes.Buffer // one message's text, reused
 }
@@ -351,8 +350,12 @@ func (p *xmlParser) checkNamespace(el xml.StartElement) error {
 	return nil
 }
 
-// token reads the next token, turning decoder errors into ErrMalformed.
+// token reads the next token, turning decoder errors into ErrMalformed,
+// and refuses text holding a character reference to a surrogate (see
+// checkSurrogates).
 func (p *xmlParser) token() (xml.Token, error) {
+	line := p.line()
+	p.in.startToken()
 	tok, err := p.dec.Token()
 	if err == io.EOF {
 		return nil, io.EOF
@@ -363,6 +366,11 @@ func (p *xmlParser) token() (xml.Token, error) {
 			return nil, fmt.Errorf("line %d: %s: %w", syn.Line, syn.Msg, ErrMalformed)
 		}
 		return nil, fmt.Errorf("line %d: %w: %w", p.line(), err, ErrMalformed) // keeps *http.MaxBytesError visible
+	}
+	if text, ok := tok.(xml.CharData); ok {
+		if err := checkSurrogates(text, p.in.raw(), line); err != nil {
+			return nil, err
+		}
 	}
 	return tok, nil
 }
@@ -408,18 +416,6 @@ func firstWord(d xml.Directive) string {
 		s = s[:20]
 	}
 	return s
-}
-
-// bodyReaders are the buffers publish bodies are read through: one per
-// publish in flight, not one per publish.
-var bodyReaders = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
-
-// skipBOM drops a leading UTF-8 byte order mark, which some editors and
-// XML writers emit.
-func skipBOM(br *bufio.Reader) {
-	if b, err := br.Peek(len(bom)); err == nil && bytes.Equal(b, bom) {
-		_, _ = br.Discard(len(bom))
-	}
 }
 
 // bom is the UTF-8 byte order mark.

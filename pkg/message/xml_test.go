@@ -58,6 +58,17 @@ func TestParseXML(t *testing.T) {
 			},
 		},
 		{
+			name: "U+FFFD, literal or referenced, and a surrogate reference in CDATA",
+			body: "<messages><message to=\"a\">\uFFFD&#xFFFD;&#65533;&#xfffd;&#x0FFFD;&#0065533;</message>" +
+				"<message to=\"b\"><![CDATA[&#xD800;\uFFFD]]>\uFFFD<!-- &#xD800; --></message>" +
+				"<message to=\"c\"><![CDATA[" + strings.Repeat("&#xD800;\uFFFD", 1000) + "]]></message></messages>",
+			want: []message.Message{
+				{To: "a", Data: []byte("\"\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD\"")},
+				{To: "b", Data: []byte("\"&#xD800;\uFFFD\uFFFD\"")},
+				{To: "c", Data: []byte("\"" + strings.Repeat("&#xD800;\uFFFD", 1000) + "\"")},
+			},
+		},
+		{
 			name: "character references and CDATA end split",
 			body: `<message to="a">&#x263A;&lt;]]&gt;<![CDATA[]]]]><![CDATA[>]]></message>`,
 			want: []message.Message{{To: "a", Data: []byte("\"\u263a<]]>]]>\"")}},
@@ -121,6 +132,12 @@ func TestParseXMLErrors(t *testing.T) {
 		{"invalid utf-8", "<message to=\"a\">\xff\xfe</message>", message.Limits{}, message.ErrMalformed, "UTF-8"},
 		{"control character", "<message to=\"a\">x\x01y</message>", message.Limits{}, message.ErrMalformed, "U+0001"},
 		{"control character reference", `<message to="a">x&#1;y</message>`, message.Limits{}, message.ErrMalformed, "U+0001"},
+		{"surrogate reference", `<message to="a">x&#xD800;y</message>`, message.Limits{}, message.ErrMalformed, `line 1: character reference "&#xD800;" is a surrogate`},
+		{"surrogate reference, decimal", "<messages>\n<message to=\"a\">&#57343;</message></messages>", message.Limits{}, message.ErrMalformed, `line 2: character reference "&#57343;" is a surrogate`},
+		{"surrogate reference, lower case", `<message to="a">&#xdbff;</message>`, message.Limits{}, message.ErrMalformed, "&#xdbff;"},
+		{"surrogate reference beside U+FFFD", "<message to=\"a\">\uFFFD&#xFFFD;&#x0DC00;</message>", message.Limits{}, message.ErrMalformed, "&#x0DC00;"},
+		{"surrogate reference deep in a long text", "<message to=\"a\">" + strings.Repeat("\uFFFD&#xFFFD;\n", 2000) + "&#xDFFF;</message>", message.Limits{}, message.ErrMalformed, `line 2001: character reference "&#xDFFF;"`},
+		{"surrogate reference after CDATA", `<message to="a"><![CDATA[x]]>&#xD800;</message>`, message.Limits{}, message.ErrMalformed, "surrogate"},
 		{"trailing element", `<message to="a">x</message><message to="b">y</message>`, message.Limits{}, message.ErrInvalid, "after the root"},
 		{"trailing text", `<message to="a">x</message>junk`, message.Limits{}, message.ErrInvalid, "after the root"},
 		{"text in messages", `<messages>hi<message to="a">x</message></messages>`, message.Limits{}, message.ErrInvalid, "text directly inside"},
