@@ -35,6 +35,7 @@ import (
 	"github.com/cometbox/cometbox/pkg/notify"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/queue"
+	"github.com/cometbox/cometbox/pkg/token"
 	"github.com/cometbox/cometbox/web"
 )
 
@@ -146,9 +147,8 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	h := httpapi.New(q, p, httpapi.Config{
-		PublishSecret:     cfg.PublishSecret,
-		TokenSecret:       []byte(cfg.TokenSecret),
-		TokenLeeway:       cfg.TokenLeeway,
+		PublishSecrets:    cfg.PublishSecrets,
+		Tokens:            tokenVerifier(cfg),
 		MaxBodyBytes:      int64(cfg.MaxBody),
 		Limits:            message.Limits{MaxMessageBytes: int(cfg.MaxMessage), MaxMessages: cfg.MaxBatch},
 		PollTimeout:       cfg.PollTimeout,
@@ -204,7 +204,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 
 	log.Info("listening", "addr", ln.Addr().String(), "version", buildVersion(),
 		"redis", mode, "poll_timeout", cfg.PollTimeout, "max_polls", maxPolls, "demo", cfg.Demo)
-	if cfg.Demo {
+	switch {
+	case cfg.Demo && (len(cfg.PublishSecrets) > 0 || len(cfg.TokenSecrets) > 0):
+		log.Info("demo page at /demo/: its publish and token routes need no secret, and serve only clients whose id starts with " + httpapi.DemoClientPrefix)
+	case cfg.Demo:
 		log.Info("demo page at /demo/ (its publish route needs no secret: turn it off with -demo=false on shared networks)")
 	}
 
@@ -275,15 +278,33 @@ func serveDebug(addr string, log *slog.Logger) (stop func()) {
 	return func() { _ = srv.Close() }
 }
 
+// tokenVerifier checks browser tokens under the configured secrets.
+func tokenVerifier(cfg config.Config) token.Verifier {
+	v := token.Verifier{Leeway: cfg.TokenLeeway, MaxTTL: cfg.TokenMaxTTL}
+	for _, s := range cfg.TokenSecrets {
+		v.Secrets = append(v.Secrets, []byte(s))
+	}
+	return v
+}
+
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(h).With("node", cfg.NodeName)
+}
+
+// readableDurations writes durations as "25s", as the flags take them;
+// the JSON handler would write nanoseconds.
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
 
 func buildVersion() string {

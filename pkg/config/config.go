@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,9 +34,13 @@ type Config struct {
 	KeyPrefix     string
 	RedisPipeline bool
 
-	PublishSecret string
-	TokenSecret   string
-	TokenLeeway   time.Duration
+	// PublishSecrets and TokenSecrets hold one secret each, or several
+	// while one is rotated: any listed secret is accepted; the first
+	// token secret signs the tokens the node mints (the demo's).
+	PublishSecrets []string
+	TokenSecrets   []string
+	TokenLeeway    time.Duration
+	TokenMaxTTL    time.Duration
 
 	CORSOrigins     []string
 	StreamHeartbeat time.Duration
@@ -98,16 +103,24 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL, e.g. redis://:password@host:6379/0 or rediss://...; empty: an embedded in-process Redis (single node only)")
 	fs.BoolVar(&c.RedisPipeline, "redis-pipeline", true, "let the Redis calls of concurrent requests share pipelines: fewer round trips, no pool pile-up in bursts")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", "cb:", "prefix of every Redis key and channel, to share one Redis between deployments")
-	fs.StringVar(&c.PublishSecret, "publish-secret", "", "secret required as \"Authorization: Bearer\" on POST /publish; empty: publishing is open (prefer the environment variable: flags show in ps)")
-	fs.StringVar(&c.TokenSecret, "token-secret", "", "HMAC secret of browser tokens; when set, every poll needs a token (prefer the environment variable)")
+	fs.Func("publish-secret", "secret required as \"Authorization: Bearer\" on POST /publish; several, comma-separated, while one is rotated (any is accepted); empty: publishing is open (prefer the environment variable: flags show in ps)", func(v string) error {
+		c.PublishSecrets = secretList(v)
+		return nil
+	})
+	fs.Func("token-secret", "HMAC secret of browser tokens; when set, every poll needs a token. Several, comma-separated, while one is rotated: any verifies, the first signs (prefer the environment variable)", func(v string) error {
+		c.TokenSecrets = secretList(v)
+		return nil
+	})
 	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "how long after its expiry a token is still accepted, for clock skew")
+	fs.DurationVar(&c.TokenMaxTTL, "token-max-ttl", 24*time.Hour, "tokens that expire further ahead than this are refused, so that a leaked token cannot live forever; 0: no bound")
 	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may poll and stream from another origin; * allows any", func(v string) error {
 		origins, err := parseOrigins(v)
 		c.CORSOrigins = origins
 		return err
 	})
 	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", 15*time.Second, "how often an idle event stream (/stream) gets a ping event")
-	fs.BoolVar(&c.Demo, "demo", false, "serve the demo page at /demo/ with its own publish route that needs no secret (default: on with the embedded Redis, off otherwise)")
+	var demo autoBool
+	fs.Var(&demo, "demo", "serve the demo page at /demo/ with its own publish and token routes, which need no secret. auto: on with the embedded Redis and no secret set. With a secret set, the demo's routes serve only clients whose id starts with demo:")
 	fs.DurationVar(&c.PollTimeout, "poll-timeout", 25*time.Second, "how long a poll is held before it is answered with []; keep it below your proxies' idle timeouts")
 	fs.IntVar(&c.BatchSize, "batch-size", 100, "most messages in one poll answer; the rest come with the next poll")
 	fs.IntVar(&c.MaxPolls, "max-polls", 0, "most polls this node holds at once, then 503 with Retry-After; 0: 90% of the open-file limit")
@@ -152,24 +165,32 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 		name := EnvName(f.Name)
 		known[name] = true
 		v := getenv(name)
-		if set[f.Name] || v == "" {
+		if set[f.Name] || v == "" || noEnv[f.Name] {
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
+			if _, auto := f.Value.(*autoBool); isBool(f) && !auto {
+				err = errors.New("want true or false") // flag's own says "parse error"
+			}
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, nil, err
 	}
-	if !set["demo"] && getenv(EnvName("demo")) == "" {
-		c.Demo = c.RedisURL == "" // a single-node try-out shows the demo
-	}
+	// A single-node try-out shows the demo; a node with a secret does
+	// only when asked to.
+	c.Demo = demo.resolve(c.RedisURL == "" && len(c.PublishSecrets) == 0 && len(c.TokenSecrets) == 0)
 	if err := c.validate(); err != nil {
 		return Config{}, nil, err
 	}
 	return c, unknownEnv(environ, known), nil
 }
+
+// noEnv are the flags no environment variable sets, and whose variable
+// is ignored without a warning: -version is a command, not a setting,
+// and COMETBOX_VERSION is a name deploy tools set for their own use.
+var noEnv = map[string]bool{"version": true}
 
 // EnvName returns the environment variable of a flag.
 func EnvName(flagName string) string {
@@ -191,6 +212,7 @@ func (c *Config) validate() error {
 	check(c.QueueTTL >= time.Second, "-queue-ttl %v: want at least 1s", c.QueueTTL)
 	check(c.IdempotencyTTL >= time.Second, "-idempotency-ttl %v: want at least 1s", c.IdempotencyTTL)
 	check(c.TokenLeeway >= 0 && c.TokenLeeway <= time.Hour, "-token-leeway %v: want 0 to 1h", c.TokenLeeway)
+	check(c.TokenMaxTTL == 0 || c.TokenMaxTTL >= time.Minute, "-token-max-ttl %v: want 0 (no bound) or at least 1m", c.TokenMaxTTL)
 	check(c.MaxBody >= 1024, "-max-body %v: want at least 1KiB", c.MaxBody)
 	check(c.MaxMessage >= 16 && c.MaxMessage <= c.MaxBody, "-max-message %v: want 16 bytes up to -max-body (%v)", c.MaxMessage, c.MaxBody)
 	check(c.MaxBatch >= 1 && c.MaxBatch <= 100000, "-max-batch %d: want 1 to 100000", c.MaxBatch)
@@ -276,6 +298,61 @@ variable, which beats the default.
 		if def == "" {
 			def = `""`
 		}
+		if noEnv[f.Name] {
+			fmt.Fprintf(out, "    \tno environment variable, default %s\n", def)
+			return
+		}
 		fmt.Fprintf(out, "    \tenv %s, default %s\n", EnvName(f.Name), def)
 	})
+}
+
+// secretList reads a comma-separated list of secrets, dropping blanks.
+func secretList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// autoBool is a boolean flag that may be left to a default decided after
+// parsing: "auto" until set.
+type autoBool struct{ value, set bool }
+
+func (b *autoBool) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.value)
+}
+
+func (b *autoBool) Set(v string) error {
+	if v == "auto" {
+		b.set = false
+		return nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true, false or auto")
+	}
+	b.value, b.set = on, true
+	return nil
+}
+
+func (b *autoBool) IsBoolFlag() bool { return true }
+
+// resolve is the flag's value, or auto when it was left to the default.
+func (b *autoBool) resolve(auto bool) bool {
+	if !b.set {
+		return auto
+	}
+	return b.value
+}
+
+// isBool reports whether f takes no value on the command line.
+func isBool(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }

@@ -112,15 +112,95 @@ func TestREADMEListsEveryFlag(t *testing.T) {
 	var out bytes.Buffer
 	getenv, environ := env(nil)
 	config.Parse([]string{"-h"}, getenv, environ, &out)
+	// Each flag's usage is "-name type", its help, then "env VAR,
+	// default ..." or "no environment variable, default ...".
+	name := ""
 	for _, line := range strings.Split(out.String(), "\n") {
-		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
-		if !ok {
+		line = strings.TrimSpace(line)
+		if n, ok := strings.CutPrefix(line, "-"); ok {
+			name, _, _ = strings.Cut(n, " ")
 			continue
 		}
-		name, _, _ = strings.Cut(name, " ")
-		row := "| `-" + name + "` | `" + config.EnvName(name) + "` |"
-		if !strings.Contains(string(readme), row) {
+		env := ""
+		if v, ok := strings.CutPrefix(line, "env "); ok {
+			v, _, _ = strings.Cut(v, ",")
+			env = "`" + v + "`"
+		} else if strings.HasPrefix(line, "no environment variable") {
+			env = "none"
+		}
+		if name == "" || env == "" {
+			continue
+		}
+		if row := "| `-" + name + "` | " + env + " |"; !strings.Contains(string(readme), row) {
 			t.Errorf("README.md has no row starting %s", row)
 		}
+		name = ""
+	}
+}
+
+func TestDemoDefault(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{"embedded Redis", nil, nil, true},
+		{"real Redis", []string{"-redis-url", "redis://localhost:6379"}, nil, false},
+		{"publish secret", nil, map[string]string{"COMETBOX_PUBLISH_SECRET": "p"}, false},
+		{"token secret", nil, map[string]string{"COMETBOX_TOKEN_SECRET": "t"}, false},
+		{"both secrets", nil, map[string]string{"COMETBOX_PUBLISH_SECRET": "p", "COMETBOX_TOKEN_SECRET": "t"}, false},
+		{"asked for, with secrets", []string{"-demo"}, map[string]string{"COMETBOX_PUBLISH_SECRET": "p"}, true},
+		{"asked for in the environment", nil, map[string]string{"COMETBOX_DEMO": "true", "COMETBOX_TOKEN_SECRET": "t"}, true},
+		{"turned off", []string{"-demo=false"}, nil, false},
+		{"auto", []string{"-demo=auto"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv, environ := env(tt.env)
+			c, _, err := config.Parse(tt.args, getenv, environ, &bytes.Buffer{})
+			if err != nil || c.Demo != tt.want {
+				t.Errorf("Parse(%q, %v): Demo = %v, %v; want %v", tt.args, tt.env, c.Demo, err, tt.want)
+			}
+		})
+	}
+	var out bytes.Buffer
+	getenv, environ := env(nil)
+	config.Parse([]string{"-h"}, getenv, environ, &out)
+	if _, after, _ := strings.Cut(out.String(), "-demo"); !strings.Contains(after[:strings.Index(after, "\n  -")], "default auto") {
+		t.Errorf("usage of -demo does not say its default is auto:\n%s", out.String())
+	}
+}
+
+func TestSecretsAndTokens(t *testing.T) {
+	getenv, environ := env(map[string]string{"COMETBOX_PUBLISH_SECRET": "new, old", "COMETBOX_TOKEN_SECRET": "t1,,t2 "})
+	c, _, err := config.Parse(nil, getenv, environ, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.PublishSecrets, "|") != "new|old" || strings.Join(c.TokenSecrets, "|") != "t1|t2" {
+		t.Errorf("secrets = %q, %q; want [new old], [t1 t2]", c.PublishSecrets, c.TokenSecrets)
+	}
+	if c.TokenMaxTTL != 24*time.Hour {
+		t.Errorf("TokenMaxTTL = %v; want 24h by default", c.TokenMaxTTL)
+	}
+	for _, bad := range []string{"30s", "-1h"} {
+		if _, _, err := config.Parse([]string{"-token-max-ttl", bad}, getenv, environ, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-token-max-ttl") {
+			t.Errorf("-token-max-ttl %s: %v; want an error", bad, err)
+		}
+	}
+}
+
+// Deploy tools set COMETBOX_VERSION for their own use; it is not the
+// -version flag, which takes no value.
+func TestVersionVariableIgnored(t *testing.T) {
+	getenv, environ := env(map[string]string{"COMETBOX_VERSION": "1.2.3"})
+	c, warnings, err := config.Parse(nil, getenv, environ, &bytes.Buffer{})
+	if err != nil || c.Version || len(warnings) != 0 {
+		t.Errorf("with COMETBOX_VERSION=1.2.3: Version %v, warnings %q, err %v; want it ignored", c.Version, warnings, err)
+	}
+	getenv, environ = env(map[string]string{"COMETBOX_PARK_POLLS": "yes"})
+	if _, _, err := config.Parse(nil, getenv, environ, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `COMETBOX_PARK_POLLS="yes": want true or false`) {
+		t.Errorf("COMETBOX_PARK_POLLS=yes: %v; want it named with what a boolean takes", err)
 	}
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 )
@@ -31,7 +32,7 @@ func (h *Handler) cors(next http.Handler) http.Handler {
 				hdr["Access-Control-Allow-Origin"] = []string{origin}
 				hdr["Access-Control-Expose-Headers"] = exposedNames
 			case r.Method == http.MethodGet && origin != "http://"+r.Host && origin != "https://"+r.Host:
-				h.writeError(w, r, jsonFormat, errCrossOrigin)
+				h.writeError(w, r, jsonFormat, fmt.Errorf("origin %q: %w", origin, errOriginNotAllowed))
 				return
 			}
 		}
@@ -43,7 +44,7 @@ func (h *Handler) cors(next http.Handler) http.Handler {
 func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 	origin := r.Header.Get("Origin")
 	if origin == "" || !h.originAllowed(origin) {
-		h.writeError(w, r, jsonFormat, errCrossOrigin)
+		h.writeError(w, r, jsonFormat, fmt.Errorf("origin %q: %w", origin, errOriginNotAllowed))
 		return
 	}
 	hdr := w.Header()

@@ -6,11 +6,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/token"
 )
+
+// DemoClientPrefix starts the ids of the clients that the demo's routes
+// serve on a node with a publish or token secret.
+const DemoClientPrefix = "demo:"
+
+// demoClient checks a client id given to a demo route: any valid one on
+// an open node, only the demo's own on a node with a secret.
+func (h *Handler) demoClient(client string) error {
+	if err := message.CheckClient(client); err != nil {
+		return err
+	}
+	secured := len(h.cfg.PublishSecrets) > 0 || len(h.cfg.Tokens.Secrets) > 0
+	if secured && !strings.HasPrefix(client, DemoClientPrefix) {
+		return fmt.Errorf("client %q: %w", client, errDemoClient)
+	}
+	return nil
+}
 
 // demoPublish handles POST /demo/publish, which exists only in demo mode:
 // the demo page publishes {"to": ID, "data": ...} without the secret.
@@ -31,7 +49,7 @@ func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		err = fmt.Errorf("want {\"to\": CLIENT, \"data\": JSON}: %v: %w", err, message.ErrMalformed)
 	} else {
-		err = message.CheckClient(in.To)
+		err = h.demoClient(in.To)
 	}
 	var batch message.Batch
 	if err == nil {
@@ -57,16 +75,16 @@ func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
 // demoToken handles GET /demo/token?client=ID in demo mode, when the node
 // has a token secret: a token for an hour.
 func (h *Handler) demoToken(w http.ResponseWriter, r *http.Request) {
-	if len(h.cfg.TokenSecret) == 0 {
+	if len(h.cfg.Tokens.Secrets) == 0 {
 		h.writeError(w, r, jsonFormat, errNotFound)
 		return
 	}
 	client := r.URL.Query().Get("client")
-	if err := message.CheckClient(client); err != nil {
+	if err := h.demoClient(client); err != nil {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	body, _ := json.Marshal(map[string]string{"token": token.Mint(h.cfg.TokenSecret, client, time.Now().Add(time.Hour))})
+	body, _ := json.Marshal(map[string]string{"token": token.Mint(h.cfg.Tokens.Secrets[0], client, time.Now().Add(time.Hour))})
 	_, _ = w.Write(append(body, '\n'))
 }

@@ -25,6 +25,8 @@ var (
 	errUnauthorized     = errors.New("missing or wrong publish secret")
 	errSecretInQuery    = errors.New("secret in the query string")
 	errCrossOrigin      = errors.New("cross-origin publish refused")
+	errOriginNotAllowed = errors.New("origin not allowed")
+	errDemoClient       = errors.New("not a demo client")
 	errConflictingKeys  = errors.New("conflicting idempotency keys")
 )
 
@@ -77,13 +79,15 @@ func classify(err error) apiError {
 		return apiError{http.StatusUnauthorized, "unauthorized"}
 	case errors.Is(err, errSecretInQuery):
 		return apiError{http.StatusUnauthorized, "secret_in_query"}
-	case errors.Is(err, errCrossOrigin):
+	case errors.Is(err, errCrossOrigin), errors.Is(err, errOriginNotAllowed):
 		return apiError{http.StatusForbidden, "cross_origin"}
+	case errors.Is(err, errDemoClient):
+		return apiError{http.StatusForbidden, "demo_client"}
 	case errors.Is(err, token.ErrMissing):
 		return apiError{http.StatusUnauthorized, "token_missing"}
 	case errors.Is(err, token.ErrExpired):
 		return apiError{http.StatusForbidden, "token_expired"}
-	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrSignature):
+	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrTooLong):
 		return apiError{http.StatusForbidden, "token_invalid"}
 	case errors.Is(err, poll.ErrTooManyPolls):
 		return apiError{http.StatusTooManyRequests, "too_many_polls"}
@@ -169,10 +173,18 @@ func explain(err error) string {
 	case "secret_in_query":
 		return "send the publish secret in the Authorization header, never in the URL"
 	case "cross_origin":
+		if errors.Is(err, errOriginNotAllowed) {
+			return "pages of this origin may not use this node: it is not in the node's -cors-origins"
+		}
 		return "publishing from a browser page (a request with an Origin header) is refused"
+	case "demo_client":
+		return "this node has a secret: its demo routes serve only clients whose id starts with " + DemoClientPrefix
 	case "token_missing":
 		return "polling needs a token: the token query parameter or \"Authorization: Bearer <token>\""
 	case "token_invalid":
+		if errors.Is(err, token.ErrTooLong) {
+			return "the token expires further ahead than this node accepts (-token-max-ttl); mint shorter-lived tokens"
+		}
 		return "the token is not valid for this client"
 	case "token_expired":
 		return "the token has expired; fetch a new one from the application"

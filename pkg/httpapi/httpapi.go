@@ -24,6 +24,7 @@ import (
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/metrics"
 	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/token"
 )
 
 // Store is what the handler needs of the message store; *queue.Queue
@@ -37,14 +38,14 @@ type Store interface {
 
 // Config is what the handler needs besides its collaborators.
 type Config struct {
-	// PublishSecret, when set, is required as "Authorization: Bearer" on
-	// POST /publish.
-	PublishSecret string
-	// TokenSecret, when set, makes GET /poll require a token minted with
-	// it (package token).
-	TokenSecret []byte
-	// TokenLeeway forgives clock skew on token expiry. Default: 0.
-	TokenLeeway time.Duration
+	// PublishSecrets, when not empty, are the secrets POST /publish
+	// accepts as "Authorization: Bearer": any one of them, so that a
+	// secret can be rotated without an outage. Empty: publishing is open.
+	PublishSecrets []string
+	// Tokens, when it has secrets, checks the token that GET /poll,
+	// /stream and POST /ack then require (package token); its first
+	// secret mints the demo's tokens. No secrets: no tokens needed.
+	Tokens token.Verifier
 	// MaxBodyBytes bounds a publish body. Default: 1 MiB.
 	MaxBodyBytes int64
 	// Limits bound what a publish may carry.
@@ -79,8 +80,9 @@ type Config struct {
 	// aborts their Redis calls. Default: context.Background().
 	BaseContext context.Context
 	// Demo serves the demo page at /demo/ with its demo-only publish and
-	// token routes. Never turn it on for a node the public can reach
-	// without also setting no publish secret you care about.
+	// token routes, which need no secret. When the node has a publish or
+	// token secret, they serve only clients whose id starts with
+	// DemoClientPrefix, so that the demo never opens what a secret closes.
 	Demo bool
 	// Ready reports whether the node can serve (Redis answers, wake-ups
 	// flow); /readyz answers 503 with its error otherwise.

@@ -95,7 +95,7 @@ func pollReq(client, since string) *http.Request {
 }
 
 func secured() httpapi.Config {
-	return httpapi.Config{PublishSecret: publishSecret, TokenSecret: []byte(tokenSecret), MaxBodyBytes: 4096,
+	return httpapi.Config{PublishSecrets: []string{publishSecret}, Tokens: token.Verifier{Secrets: [][]byte{[]byte(tokenSecret)}}, MaxBodyBytes: 4096,
 		Limits: message.Limits{MaxMessageBytes: 100, MaxMessages: 10}}
 }
 

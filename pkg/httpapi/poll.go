@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cometbox/cometbox/pkg/message"
-	"github.com/cometbox/cometbox/pkg/token"
 )
 
 // pollWriteMargin is how long past the poll timeout a poll's answer may
@@ -73,14 +72,14 @@ func (h *Handler) subscriber(r *http.Request, cursor string) (string, message.Cu
 
 // authorizePoll checks the client's token when tokens are required.
 func (h *Handler) authorizePoll(r *http.Request, client string) error {
-	if len(h.cfg.TokenSecret) == 0 {
+	if len(h.cfg.Tokens.Secrets) == 0 {
 		return nil
 	}
 	tok := r.URL.Query().Get("token")
 	if tok == "" {
 		tok, _ = bearer(r)
 	}
-	return token.Verify(h.cfg.TokenSecret, client, tok, time.Now(), h.cfg.TokenLeeway)
+	return h.cfg.Tokens.Verify(client, tok, time.Now())
 }
 
 var (

@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/token"
 )
@@ -165,6 +166,8 @@ func TestCORS(t *testing.T) {
 	if rec := n.do(req); rec.Code != 403 || rec.Header().Get("Access-Control-Allow-Origin") != "" {
 		t.Errorf("poll from an origin not listed = %d, Access-Control-Allow-Origin %q; want 403 at once without it",
 			rec.Code, rec.Header().Get("Access-Control-Allow-Origin"))
+	} else if !strings.Contains(rec.Body.String(), "-cors-origins") || strings.Contains(rec.Body.String(), "publish") {
+		t.Errorf("poll from an origin not listed: %s; want it to name -cors-origins, not publishing", rec.Body)
 	}
 	same := pollReq("c", "")
 	same.Header.Set("Origin", "http://"+same.Host)
@@ -231,20 +234,76 @@ func TestAssetsAndDemo(t *testing.T) {
 	if rec := on.do(httptest.NewRequest("GET", "/demo/", nil)); rec.Code != 200 || !strings.Contains(rec.Body.String(), "demo") {
 		t.Errorf("/demo/ = %d %s", rec.Code, rec.Body)
 	}
-	pub := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"d","data":{"a":1}}`))
+	// This node has both secrets: the demo serves its own clients only.
+	const d = httpapi.DemoClientPrefix + "d"
+	pub := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"`+d+`","data":{"a":1}}`))
 	if rec := on.do(pub); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":1`) {
 		t.Errorf("demo publish = %d %s", rec.Code, rec.Body)
 	}
-	if rec := on.do(pollReq("d", "")); rec.Body.String() != `[{"id":1,"data":{"a":1}}]` {
+	if rec := on.do(pollReq(d, "")); rec.Body.String() != `[{"id":1,"data":{"a":1}}]` {
 		t.Errorf("poll after demo publish = %s", rec.Body)
 	}
-	cross := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"d","data":1}`))
+	cross := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"`+d+`","data":1}`))
 	cross.Header.Set("Origin", "https://evil.example")
 	if rec := on.do(cross); rec.Code != 403 {
 		t.Errorf("cross-origin demo publish = %d; want 403", rec.Code)
 	}
-	rec = on.do(httptest.NewRequest("GET", "/demo/token?client=d", nil))
+	rec = on.do(httptest.NewRequest("GET", "/demo/token?client="+d, nil))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"token":"`) {
 		t.Errorf("demo token = %d %s", rec.Code, rec.Body)
+	}
+	// Any other client keeps what the secrets close.
+	pub = httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"alice","data":1}`))
+	if rec := on.do(pub); rec.Code != 403 || errorCode(t, rec) != "demo_client" {
+		t.Errorf("demo publish to alice on a node with secrets = %d %s; want 403 demo_client", rec.Code, rec.Body)
+	}
+	rec = on.do(httptest.NewRequest("GET", "/demo/token?client=alice", nil))
+	if rec.Code != 403 || errorCode(t, rec) != "demo_client" {
+		t.Errorf("demo token for alice on a node with secrets = %d %s; want 403 demo_client", rec.Code, rec.Body)
+	}
+
+	// An open node's demo serves any client.
+	open := httpapi.Config{Assets: files, Demo: true}
+	openNode := newNode(t, open, poll.Options{})
+	pub = httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"alice","data":1}`))
+	if rec := openNode.do(pub); rec.Code != 200 {
+		t.Errorf("demo publish to alice on an open node = %d %s; want 200", rec.Code, rec.Body)
+	}
+}
+
+// Secrets rotate without an outage: every listed secret is accepted, for
+// publishes and for tokens; a token living too long is refused.
+func TestSecretRotation(t *testing.T) {
+	cfg := secured()
+	cfg.PublishSecrets = []string{"new-pub", publishSecret}
+	cfg.Tokens = token.Verifier{Secrets: [][]byte{[]byte("new-tok"), []byte(tokenSecret)}, MaxTTL: 24 * time.Hour}
+	n := newNode(t, cfg, poll.Options{})
+	for _, secret := range []string{"new-pub", publishSecret} {
+		req := publishReq(`<message to="r">x</message>`, "text/xml")
+		req.Header.Set("Authorization", "Bearer "+secret)
+		if rec := n.do(req); rec.Code != 200 {
+			t.Errorf("publish with secret %q = %d %s", secret, rec.Code, rec.Body)
+		}
+	}
+	req := publishReq(`<message to="r">x</message>`, "text/xml")
+	req.Header.Set("Authorization", "Bearer retired")
+	if rec := n.do(req); rec.Code != 401 {
+		t.Errorf("publish with a retired secret = %d; want 401", rec.Code)
+	}
+	for name, tt := range map[string]struct {
+		secret string
+		ttl    time.Duration
+		want   int
+	}{
+		"new secret":        {"new-tok", time.Hour, 200},
+		"old secret":        {tokenSecret, time.Hour, 200},
+		"retired secret":    {"retired", time.Hour, 403},
+		"a day ahead":       {"new-tok", 24 * time.Hour, 200},
+		"longer than a day": {"new-tok", 25 * time.Hour, 403},
+	} {
+		req := httptest.NewRequest("GET", "/poll?client=r&since=1&token="+token.Mint([]byte(tt.secret), "r", time.Now().Add(tt.ttl)), nil)
+		if rec := n.do(req); rec.Code != tt.want {
+			t.Errorf("%s: poll = %d %s; want %d", name, rec.Code, rec.Body, tt.want)
+		}
 	}
 }

@@ -32,6 +32,8 @@ var (
 	ErrSignature = errors.New("token signature invalid")
 	// ErrExpired: EXP is in the past, beyond the leeway.
 	ErrExpired = errors.New("token expired")
+	// ErrTooLong: EXP is further ahead than the verifier's MaxTTL.
+	ErrTooLong = errors.New("token lifetime too long")
 )
 
 const prefix = "cometbox:v1:"
@@ -44,8 +46,31 @@ func Mint(secret []byte, client string, exp time.Time) string {
 
 // Verify checks tok for client at time now. A token that expired less than
 // leeway ago is still accepted, to forgive clock skew between the back end
-// that minted it and this node.
+// that minted it and this node. It sets no bound on a token's lifetime;
+// a Verifier can.
 func Verify(secret []byte, client, tok string, now time.Time, leeway time.Duration) error {
+	return Verifier{Secrets: [][]byte{secret}, Leeway: leeway}.Verify(client, tok, now)
+}
+
+// Verifier checks tokens under any of several secrets, so that a secret
+// can be rotated without an outage: a new one is added in front, back
+// ends move to it, and the old one is removed once the tokens minted with
+// it have expired. Its zero value refuses every token.
+type Verifier struct {
+	// Secrets are the secrets a token may be signed with: any one of
+	// them verifies it.
+	Secrets [][]byte
+	// Leeway forgives clock skew: a token that expired less than this
+	// long ago is still accepted. Zero: none.
+	Leeway time.Duration
+	// MaxTTL refuses a token that expires more than this (plus Leeway)
+	// after now, so that a leaked token cannot live forever. Zero: no
+	// bound.
+	MaxTTL time.Duration
+}
+
+// Verify checks tok for client at time now.
+func (v Verifier) Verify(client, tok string, now time.Time) error {
 	if tok == "" {
 		return ErrMissing
 	}
@@ -59,13 +84,29 @@ func Verify(secret []byte, client, tok string, now time.Time, leeway time.Durati
 	}
 	// Check the signature before the time, so an expired token for another
 	// client reads as "not yours" rather than "expired".
-	if !hmac.Equal([]byte(sig), []byte(sign(secret, client, expText))) {
+	if !v.signed(client, expText, sig) {
 		return ErrSignature
 	}
-	if now.Add(-leeway).Unix() > exp {
+	if now.Add(-v.Leeway).Unix() > exp {
 		return fmt.Errorf("expired at %s: %w", time.Unix(exp, 0).UTC().Format(time.RFC3339), ErrExpired)
 	}
+	if v.MaxTTL > 0 && exp > now.Add(v.MaxTTL+v.Leeway).Unix() {
+		return fmt.Errorf("expires at %s, more than %v ahead: %w", time.Unix(exp, 0).UTC().Format(time.RFC3339), v.MaxTTL, ErrTooLong)
+	}
 	return nil
+}
+
+// signed reports whether sig signs client and expText under any secret.
+// Every secret is tried, so the time taken does not tell which one
+// matched.
+func (v Verifier) signed(client, expText, sig string) bool {
+	ok := false
+	for _, secret := range v.Secrets {
+		if hmac.Equal([]byte(sig), []byte(sign(secret, client, expText))) {
+			ok = true
+		}
+	}
+	return ok
 }
 
 func sign(secret []byte, client, exp string) string {

@@ -74,6 +74,38 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+func TestVerifier(t *testing.T) {
+	old, current := []byte("old-secret"), []byte("new-secret")
+	v := token.Verifier{Secrets: [][]byte{current, old}, Leeway: time.Minute, MaxTTL: 24 * time.Hour}
+	now := time.Unix(1_800_000_000, 0)
+	tests := []struct {
+		name string
+		tok  string
+		want error
+	}{
+		{"current secret", token.Mint(current, "alice", now.Add(time.Hour)), nil},
+		{"old secret", token.Mint(old, "alice", now.Add(time.Hour)), nil},
+		{"retired secret", token.Mint([]byte("retired"), "alice", now.Add(time.Hour)), token.ErrSignature},
+		{"a day ahead", token.Mint(current, "alice", now.Add(24*time.Hour)), nil},
+		{"a day and the leeway ahead", token.Mint(current, "alice", now.Add(24*time.Hour+time.Minute)), nil},
+		{"further ahead", token.Mint(current, "alice", now.Add(24*time.Hour+time.Minute+time.Second)), token.ErrTooLong},
+		{"forever", token.Mint(current, "alice", time.Unix(9999999999, 0)), token.ErrTooLong},
+		{"forged forever", "9999999999.abc", token.ErrSignature},
+		{"expired", token.Mint(old, "alice", now.Add(-2*time.Minute)), token.ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := v.Verify("alice", tt.tok, now)
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Errorf("Verify(%q) = %v; want %v", tt.tok, err, tt.want)
+			}
+		})
+	}
+	if err := (token.Verifier{}).Verify("alice", token.Mint(current, "alice", now.Add(time.Hour)), now); !errors.Is(err, token.ErrSignature) {
+		t.Errorf("zero Verifier: Verify = %v; want ErrSignature", err)
+	}
+}
+
 func ExampleMint() {
 	tok := token.Mint([]byte("s3cret"), "alice", time.Unix(1800000000, 0))
 	fmt.Println(tok)
