@@ -1,6 +1,8 @@
-/*
- * cometbox.js: the browser client of cometbox, a comet (server-to-browser
- * push) tier. One hand-written file, no dependencies, no build step.
+/*!
+ * cometbox.js 0.1.0: the browser client of cometbox, a comet
+ * (server-to-browser push) tier. One hand-written file, no dependencies,
+ * no build step. https://github.com/cometbox/cometbox
+ * Copyright (c) 2026 The cometbox authors. @license MIT (see LICENSE)
  *
  *   <script src="https://push.example.com/cometbox.js"></script>
  *   var cb = new Cometbox({
