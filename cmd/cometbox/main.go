@@ -42,6 +42,10 @@ import (
 // version is stamped at build time with -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
+// commit may be stamped with -ldflags "-X main.commit=REVISION" (make
+// does); otherwise -version reads the revision go build recorded, if any.
+var commit = ""
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	code := run(ctx, stop, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr)
@@ -64,7 +68,7 @@ func run(ctx context.Context, stopSignals func(), args []string, getenv func(str
 		return 2
 	}
 	if cfg.Version {
-		fmt.Fprintf(stdout, "cometbox %s\n", buildVersion())
+		fmt.Fprintf(stdout, "cometbox %s%s\n", buildVersion(), buildCommit())
 		return 0
 	}
 	log := newLogger(cfg, stderr)
@@ -315,4 +319,31 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return version
+}
+
+// buildCommit is " (commit REVISION)": the stamped commit, or else the
+// revision go build recorded from a Git checkout, with ", modified" when
+// the tree had changes. Empty without either, as in a container build,
+// which copies no .git.
+func buildCommit() string {
+	if commit != "" {
+		return " (commit " + commit + ")"
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value
+		case s.Key == "vcs.modified" && s.Value == "true":
+			modified = ", modified"
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	return " (commit " + rev + modified + ")"
 }
