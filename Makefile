@@ -4,14 +4,28 @@
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+# The commit `cometbox -version` prints: HEAD, -dirty with uncommitted
+# changes; read once, so every binary of one run carries the same.
+ifndef COMMIT
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git rev-parse -q --verify HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo -dirty)
+endif
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 10s
+
+# Releases: the version is the one line of VERSION, which every manifest
+# repeats (web/package.json, php-client/composer.json, the banner of
+# web/cometbox.js; cmd/cometbox/version_test.go checks them all).
+RELEASE_VERSION := $(shell cat VERSION)
+RELEASE_LDFLAGS := -s -w -X main.version=$(RELEASE_VERSION) -X main.commit=$(COMMIT)
+PLATFORMS       := linux/amd64 linux/arm64 darwin/arm64 darwin/amd64 windows/amd64
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+DIST            ?= dist
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-storm test-fuzz test-php test-web cross build image bench bench-go bench-profile run clean
+.PHONY: test check test-go test-storm test-fuzz test-php test-web test-release cross release build image image-multiarch bench bench-go bench-profile run clean
 
-test: check test-go test-storm test-fuzz test-php test-web cross
+test: check test-go test-storm test-fuzz test-php test-web test-release
 	@echo "make test: all suites passed"
 
 ## check: formatting and vet
@@ -53,13 +67,52 @@ test-web: build
 	  echo "SKIP test-web: node/npm not installed (set COMETBOX_TEST_STRICT=1 to fail instead)"; exit 0; fi; \
 	cd web && npm ci --no-audit --no-fund --loglevel=error && COMETBOX_BIN=$(CURDIR)/bin/cometbox npm test
 
-## cross: the node builds without cgo for Linux, macOS and Windows
+## test-release: make release, as CI builds it (without zip: make cross, or a
+## failure in strict mode)
+test-release:
+	@if command -v zip >/dev/null 2>&1; then $(MAKE) --no-print-directory release COMMIT=$(COMMIT); \
+	elif [ "$$COMETBOX_TEST_STRICT" = 1 ]; then echo "strict mode: zip missing (make release)"; exit 1; \
+	else echo "SKIP release archives: zip not installed (set COMETBOX_TEST_STRICT=1 to fail instead)"; \
+	  $(MAKE) --no-print-directory cross COMMIT=$(COMMIT); fi
+
+## cross: the release binaries, without cgo, for Linux, macOS and Windows,
+## version and commit stamped: dist/cometbox_VERSION_OS_ARCH/cometbox[.exe]
 cross:
-	CGO_ENABLED=0 GOOS=linux   GOARCH=amd64 $(GO) build -o /dev/null ./cmd/cometbox
-	CGO_ENABLED=0 GOOS=linux   GOARCH=arm64 $(GO) build -o /dev/null ./cmd/cometbox
-	CGO_ENABLED=0 GOOS=darwin  GOARCH=arm64 $(GO) build -o /dev/null ./cmd/cometbox
-	CGO_ENABLED=0 GOOS=darwin  GOARCH=amd64 $(GO) build -o /dev/null ./cmd/cometbox
-	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/cometbox
+	@rm -rf $(DIST)/cometbox_$(RELEASE_VERSION)_* $(DIST)/SHA256SUMS
+	@set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; exe=cometbox; [ $$os != windows ] || exe=cometbox.exe; \
+	  out=$(DIST)/cometbox_$(RELEASE_VERSION)_$${os}_$${arch}/$$exe; echo "build $$out"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(RELEASE_LDFLAGS)' -o $$out ./cmd/cometbox; \
+	done
+
+## release: make cross, then one archive per platform in dist/ (tar.gz; zip for
+## Windows) holding the binary, LICENSE, README.md and CHANGELOG.md, and
+## dist/SHA256SUMS. Byte for byte reproducible from the same commit and Go
+## (file times are the commit's). Needs GNU tar, gzip, zip and sha256sum;
+## publishes nothing.
+release: cross
+	@for t in tar gzip zip sha256sum; do \
+	  command -v $$t >/dev/null 2>&1 || { echo "make release: $$t not installed"; exit 1; }; done
+	@tag=$$(git describe --exact-match --tags HEAD 2>/dev/null || true); \
+	  if [ -n "$$tag" ] && [ "$$tag" != "v$(RELEASE_VERSION)" ]; then \
+	    echo "make release: HEAD is tagged $$tag but VERSION says $(RELEASE_VERSION)"; exit 1; fi
+	@set -e; epoch=$$(git log -1 --format=%ct 2>/dev/null || echo 0); cd $(DIST); \
+	  for dir in cometbox_$(RELEASE_VERSION)_*_*; do \
+	    [ -d $$dir ] || continue; \
+	    cp $(CURDIR)/LICENSE $(CURDIR)/README.md $(CURDIR)/CHANGELOG.md $$dir/; \
+	    chmod 0644 $$dir/*; chmod 0755 $$dir/cometbox*; touch -d @$$epoch $$dir $$dir/*; \
+	    case $$dir in \
+	      *_windows_*) rm -f $$dir.zip; find $$dir | LC_ALL=C sort | TZ=UTC zip -qX -@ $$dir.zip;; \
+	      *) tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$epoch -cf - $$dir | gzip -9n > $$dir.tar.gz;; \
+	    esac; \
+	  done; \
+	  sha256sum cometbox_$(RELEASE_VERSION)_*.tar.gz cometbox_$(RELEASE_VERSION)_*.zip > SHA256SUMS; \
+	  sha256sum --check --quiet SHA256SUMS; cat SHA256SUMS
+	@set -e; host=$(DIST)/cometbox_$(RELEASE_VERSION)_$$($(GO) env GOHOSTOS)_$$($(GO) env GOHOSTARCH).tar.gz; \
+	  want="cometbox $(RELEASE_VERSION)$(if $(COMMIT), (commit $(COMMIT)))"; \
+	  if [ -f $$host ]; then tmp=$$(mktemp -d); tar -xzf $$host -C $$tmp; \
+	    got=$$($$tmp/*/cometbox -version); rm -rf $$tmp; echo "$$got"; \
+	    [ "$$got" = "$$want" ] || { echo "make release: -version says \"$$got\"; want \"$$want\""; exit 1; }; fi
 
 ## build: bin/cometbox, static, version stamped
 build:
@@ -68,6 +121,12 @@ build:
 ## image: the container image, version stamped (needs a Docker engine; not part of make test)
 image:
 	docker build --build-arg VERSION=$(VERSION) -t cometbox:$(VERSION) .
+
+## image-multiarch: the release image for IMAGE_PLATFORMS (linux/amd64,linux/arm64) with
+## docker buildx; publishes nothing (add --push, or --output, to keep it); not part of make test
+image-multiarch:
+	docker buildx build --platform $(IMAGE_PLATFORMS) --build-arg VERSION=$(RELEASE_VERSION) \
+	  -t cometbox:$(RELEASE_VERSION) .
 
 ## bench-go: the Go benchmarks of HEAD and of the working tree, compared by benchstat
 bench-go:
@@ -88,4 +147,4 @@ run:
 	$(GO) run ./cmd/cometbox
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
