@@ -7,6 +7,11 @@
 #   docker run --rm cometbox -version
 #   docker run --rm -p 8080:8080 cometbox     # single node, embedded Redis
 #
+# Multi-arch, as released (make image-multiarch; add --push to publish):
+#
+#   docker buildx build --platform linux/amd64,linux/arm64 \
+#     --build-arg VERSION=$(cat VERSION) -t cometbox:$(cat VERSION) .
+#
 # Build arguments: GO_VERSION (the toolchain; go.mod's go line is the
 # least), VERSION (what `cometbox -version` prints). The tests in
 # deployments/ build the binary as the build stage does and check this
@@ -14,8 +19,9 @@
 
 ARG GO_VERSION=1.26.8
 
-# The build runs on the builder's own platform and cross-compiles for the
-# target (docker buildx build --platform linux/amd64,linux/arm64 ...).
+# The build runs on the builder's own platform and cross-compiles for each
+# target platform, so no emulation is needed; the final stage is the
+# distroless image of the target platform.
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src
 ENV CGO_ENABLED=0 GOTOOLCHAIN=local
@@ -23,7 +29,9 @@ COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
-ARG TARGETOS=linux
+# Set by BuildKit for each --platform. No defaults: a default would win
+# over the platform (docker/buildx#510); empty, Go builds for its own.
+ARG TARGETOS
 ARG TARGETARCH
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH \
