@@ -222,13 +222,17 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	}
 	stopSignals()
 
-	// Drain: out of the balancers' rotation, held polls answered spread
-	// over a few seconds, in-flight publishes finished, then exit.
+	// Drain (deployments/README.md, "The drain, everywhere"): leave the
+	// balancers' rotation and serve as usual while they notice; then
+	// answer held polls spread over -drain-spread while the listeners
+	// close and in-flight requests finish; then exit.
 	start := time.Now()
-	log.Info("draining", "held_polls", p.Held(), "drain_delay", cfg.DrainDelay, "drain_spread", cfg.DrainSpread)
+	log.Info("leaving the rotation", "held_polls", p.Held(), "drain_delay", cfg.DrainDelay)
 	m.SetDraining()
-	p.Drain()
+	h.Leave()
 	time.Sleep(cfg.DrainDelay)
+	log.Info("draining", "held_polls", p.Held(), "drain_spread", cfg.DrainSpread)
+	p.Drain()
 	shutCtx, cancelShut := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancelShut()
 	var shut sync.WaitGroup

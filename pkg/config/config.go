@@ -141,8 +141,8 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	c.MaxMessage = 64 << 10
 	fs.Var(&c.MaxMessage, "max-message", "largest single message payload, e.g. 64KiB")
 	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most messages in one publish request")
-	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving with /readyz at 503 before closing the listener, for load balancers to notice")
-	fs.DurationVar(&c.DrainSpread, "drain-spread", 3*time.Second, "on SIGTERM, held polls are answered with [] spread over this window")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving as usual with /readyz at 503, for load balancers to take the node out of rotation, before polls are answered and the listener closes")
+	fs.DurationVar(&c.DrainSpread, "drain-spread", 3*time.Second, "after the drain delay, held polls are answered with [] spread over this window")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, the most time allowed for in-flight requests after the drain delay")
 	fs.IntVar(&c.GCPercent, "gc-percent", 400, "the Go garbage collector's GOGC: how much the heap grows, in %, before the next collection. A node's live heap is small and each collection scans every held poll, so collecting less often saves CPU under load, for a heap up to (1 + N/100) times the live one; a node that turns quiet collects and returns memory at once. Set GOMEMLIMIT to cap the heap. The GOGC environment variable, when set, wins")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")

@@ -17,7 +17,7 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 // answering, wake-ups flowing.
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if h.poller.Draining() {
+	if h.closing() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "draining\n")
 		return

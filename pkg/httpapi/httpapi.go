@@ -108,6 +108,7 @@ type Handler struct {
 	ids      *requestIDs
 	dates    httpDates              // of answers written by park.go and next.go
 	notReady atomic.Pointer[string] // why /readyz last failed; "" once ready again
+	leaving  atomic.Bool            // Leave was called
 
 	// rePoll is what the router runs for GET /poll, without the routing:
 	// re-polls read on parked connections (next.go) go straight to it.
@@ -182,6 +183,18 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 	h.rePoll = middleware.Recoverer(h.observeRoute("/poll", secureHeaders(h.cors(http.HandlerFunc(h.poll)))))
 	return h
 }
+
+// Leave takes the node out of its balancers' rotation, the first step of
+// a drain: /readyz answers 503 draining, and every answer asks its
+// browser to reconnect (Connection: close), so that its next request goes
+// through the balancer to a node still in rotation. Everything is served
+// as usual meanwhile (a new poll is held, as on any node) until the
+// Poller drains.
+func (h *Handler) Leave() { h.leaving.Store(true) }
+
+// closing reports whether answers should close their connection: the
+// node is leaving or draining.
+func (h *Handler) closing() bool { return h.leaving.Load() || h.poller.Draining() }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -83,7 +83,7 @@ func (h *Handler) serveNext(conn net.Conn) (parkedAgain *parked) {
 			_ = conn.Close() // the node is shutting down; the handler gave no answer
 			return nil
 		}
-		closeAfter := h.poller.Draining() || w.rec.header.Get("Connection") == "close"
+		closeAfter := h.closing() || w.rec.header.Get("Connection") == "close"
 		err = h.writeResponse(conn, w.rec, closeAfter)
 		w.rec.free()
 		if err != nil || closeAfter {

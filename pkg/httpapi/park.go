@@ -259,7 +259,7 @@ func (pk *parked) recorder() *recorder {
 // send writes the recorded answer and then keeps or closes the
 // connection; it returns the next poll parked on it, if any.
 func (pk *parked) send(rec *recorder, closeAfter bool) *parked {
-	closeAfter = closeAfter || pk.h.poller.Draining()
+	closeAfter = closeAfter || pk.h.closing()
 	err := pk.h.writeResponse(pk.conn, rec, closeAfter)
 	rec.free()
 	if err != nil || closeAfter {

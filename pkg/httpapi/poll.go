@@ -102,7 +102,7 @@ func (h *Handler) writePage(w http.ResponseWriter, page message.Page) {
 		hdr.Set("Cometbox-Reset", "1")
 		h.m.Reset()
 	}
-	if h.poller.Draining() {
+	if h.closing() {
 		hdr.Set("Connection", "close") // the next poll opens a connection the balancer sends elsewhere
 	}
 	n := 2 + max(len(page.Messages)-1, 0) // brackets and commas

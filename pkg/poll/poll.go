@@ -129,6 +129,7 @@ type Poller struct {
 	holding   map[*Held]struct{} // polls waiting through Hold, told of a drain
 	draining  chan struct{}
 	drainOnce sync.Once
+	drainEnd  atomic.Int64 // unix nanos: the end of the drain spread
 }
 
 // New returns a Poller.
@@ -215,10 +216,6 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 			h.Finish(res.Outcome)
 			return res, nil, err
 		}
-	}
-	if p.Draining() {
-		h.Finish(metrics.OutcomeDrained)
-		return Result{Page: h.page, Outcome: metrics.OutcomeDrained}, nil, nil
 	}
 	p.mu.Lock()
 	p.holding[h] = struct{}{}
@@ -539,11 +536,16 @@ func (p *Poller) Waiting() int {
 	return len(p.holding)
 }
 
-// Drain makes every held poll answer with what it has within
-// Options.DrainSpread, and every new poll answer at once. It is safe to
-// call more than once.
+// Drain makes every held poll and stream answer with what it has within
+// Options.DrainSpread from now, each at a random moment, so that the
+// browsers' re-polls reach other nodes without a stampede. A poll that
+// arrives later waits like any other and is answered within what is left
+// of the spread (at once once it is over): never with an instant empty
+// answer that would invite an instant re-poll. It is safe to call more
+// than once.
 func (p *Poller) Drain() {
 	p.drainOnce.Do(func() {
+		p.drainEnd.Store(time.Now().Add(p.opts.DrainSpread).UnixNano())
 		close(p.draining)
 		// Under the lock, so that no poll is told after its Finish: by then
 		// its holder may have handed its connection on.
@@ -557,11 +559,15 @@ func (p *Poller) Drain() {
 	})
 }
 
-// drainMoment picks when, within the drain spread from now, a held poll
-// or stream is answered, so that the browsers' re-polls reach the other
-// nodes without a stampede.
+// drainMoment picks when, within what is left of the drain spread, a
+// held poll or stream is answered.
 func (p *Poller) drainMoment() time.Time {
-	return time.Now().Add(rand.N(p.opts.DrainSpread))
+	now := time.Now()
+	left := time.Unix(0, p.drainEnd.Load()).Sub(now)
+	if left <= 0 {
+		return now
+	}
+	return now.Add(rand.N(left))
 }
 
 // Draining reports whether Drain was called.
