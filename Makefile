@@ -51,6 +51,7 @@ test-fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseCursor ./pkg/message
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPublish ./pkg/httpapi
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseRePoll ./pkg/httpapi
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzConnections ./pkg/httpapi
 
 ## test-php: the PHP client's unit and acceptance suites (php-client/)
 test-php: build

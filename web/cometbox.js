@@ -34,7 +34,7 @@
 })(typeof globalThis !== "undefined" ? globalThis : typeof window !== "undefined" ? window : this, "Cometbox", function factory(global) {
   "use strict";
 
-  var VERSION = "1.0.0";
+  var VERSION = "0.1.0";
 
   // The defaults; new Cometbox(options) merges a partial options object over
   // them. Environment members (fetch, EventSource, window, ...) default to

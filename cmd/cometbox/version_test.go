@@ -50,6 +50,10 @@ func TestManifests(t *testing.T) {
 	if phpConst == nil {
 		phpConst = []string{"", "(none)"}
 	}
+	jsConst := regexp.MustCompile(`var VERSION = "([^"]*)"`).FindStringSubmatch(readRoot(t, "web/cometbox.js"))
+	if jsConst == nil {
+		jsConst = []string{"", "(none)"}
+	}
 
 	for _, c := range []struct {
 		where, got, want string
@@ -59,6 +63,7 @@ func TestManifests(t *testing.T) {
 		{`web/package-lock.json packages[""] version`, lock.Packages[""].Version, version},
 		{"php-client/composer.json version", composer.Version, version},
 		{"php-client/src/Client.php Client::VERSION", phpConst[1], version},
+		{"web/cometbox.js Cometbox.VERSION", jsConst[1], version},
 		{"web/package.json license", npm.License, "MIT"},
 		{`web/package-lock.json packages[""] license`, lock.Packages[""].License, "MIT"},
 		{"php-client/composer.json license", composer.License, "MIT"},
