@@ -140,6 +140,9 @@ func TestPublishRefusesAmbiguousBodies(t *testing.T) {
 		{"repeated to", `<messages><message to="alice" to="bob">x</message></messages>`, "application/xml", "malformed"},
 		{"repeated id", `<messages id="k1" id="k2"><message to="alice">x</message></messages>`, "application/xml", "malformed"},
 		{"surrogate reference", `<messages><message to="alice">&#xD800;</message></messages>`, "application/xml", "malformed"},
+		{"json keys in another case", `{"Messages":[{"TO":"bob","data":1}]}`, "application/json", "invalid_message"},
+		{"json key repeated", `{"messages":[{"to":"alice","to":"bob","data":1}]}`, "application/json", "invalid_message"},
+		{"json messages repeated", `{"messages":[{"to":"alice","data":1}],"messages":[{"to":"bob","data":1}]}`, "application/json", "invalid_message"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := n.do(publishReq(tt.body, tt.contentType))

@@ -1,15 +1,18 @@
 package message_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 
 	"github.com/cometbox/cometbox/pkg/message"
 )
@@ -40,6 +43,19 @@ func TestParseJSON(t *testing.T) {
 	}
 }
 
+// Keys are matched exactly, after JSON unescaping like any parser does;
+// data is the publisher's own: its keys are delivered as they are.
+func TestParseJSONKeys(t *testing.T) {
+	body := `{"m\u0065ssages":[{"data":{"k":1,"k":2,"K":3},"to":"alice"}],"id":null}`
+	got, err := message.ParseJSON(strings.NewReader(body), message.Limits{})
+	if err != nil {
+		t.Fatalf("ParseJSON(%s): %v", body, err)
+	}
+	if len(got.Messages) != 1 || got.Messages[0].To != "alice" || string(got.Messages[0].Data) != `{"k":1,"k":2,"K":3}` || got.IdempotencyKey != "" {
+		t.Errorf("ParseJSON(%s) = %+v; want data {\"k\":1,\"k\":2,\"K\":3} for alice, no key", body, got)
+	}
+}
+
 func TestParseJSONErrors(t *testing.T) {
 	tests := []struct {
 		name, body string
@@ -60,6 +76,20 @@ func TestParseJSONErrors(t *testing.T) {
 		{"bad key", `{"id":"","messages":[{"to":"a","data":1}]}`, message.Limits{}, message.ErrInvalidIdempotencyKey, "id"},
 		{"too large", `{"messages":[{"to":"a","data":"12345678901"}]}`, message.Limits{MaxMessageBytes: 10}, message.ErrMessageTooLarge, "messages[0].data"},
 		{"too many", `{"messages":[{"to":"a","data":1},{"to":"a","data":2}]}`, message.Limits{MaxMessages: 1}, message.ErrTooManyMessages, "more than 1"},
+		{"key case", `{"Messages":[{"to":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `unknown key "Messages" (keys are case-sensitive: want "messages")`},
+		{"message key case", `{"messages":[{"TO":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[0]: unknown key "TO"`},
+		{"key folded", `{"meſſages":[{"to":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `unknown key "meſſages"`},
+		{"id case", `{"ID":"k","messages":[{"to":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `unknown key "ID"`},
+		{"repeated to", `{"messages":[{"to":"bob","data":1},{"to":"alice","to":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[1]: key "to" repeated`},
+		{"repeated data", `{"messages":[{"to":"bob","data":1,"data":2}]}`, message.Limits{}, message.ErrInvalid, `messages[0]: key "data" repeated`},
+		{"repeated messages", `{"messages":[{"to":"alice","data":1}],"messages":[{"to":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `key "messages" repeated`},
+		{"repeated id", `{"id":"k1","messages":[{"to":"bob","data":1}],"id":"k2"}`, message.Limits{}, message.ErrInvalid, `key "id" repeated`},
+		{"id not a string", `{"id":7,"messages":[{"to":"bob","data":1}]}`, message.Limits{}, message.ErrInvalid, `id: want a string, got JSON number`},
+		{"to not a string", `{"messages":[{"to":["bob"],"data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[0].to: want a string, got JSON array`},
+		{"not an object", `[{"to":"bob","data":1}]`, message.Limits{}, message.ErrInvalid, `want a JSON object, got JSON array`},
+		{"message not an object", `{"messages":[null]}`, message.Limits{}, message.ErrInvalid, `messages[0]: want a JSON object, got JSON null`},
+		{"syntax in a message", `{"messages":[{"to":"a","data":{"x":}}]}`, message.Limits{}, message.ErrMalformed, "offset"},
+		{"cut short", `{"messages":[{"to":"a","data":1}`, message.Limits{}, message.ErrMalformed, "cut short"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,6 +120,123 @@ func TestParseJSONReadError(t *testing.T) {
 	if !errors.As(err, &tooBig) {
 		t.Errorf("ParseJSON of an oversized body = %v; want a *http.MaxBytesError inside", err)
 	}
+}
+
+// FuzzParseJSON holds ParseJSON to a reference built on encoding/json:
+// the struct decoding ParseJSON did before it read the envelope itself,
+// plus a check, token by token, that the keys of the envelope and of
+// each message are exact and unique. Both accept the same bodies and
+// read them the same way.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"k","messages":[{"to":"alice","data":"Hello"},{"to":"carol","data":{"score":3}}]}`,
+		`{"messages":[{"to":"a","data":null}],"id":null}`,
+		`{"Messages":[{"TO":"bob","data":1}]}`,
+		`{"messages":[{"to":"alice","to":"bob","data":1}]}`,
+		` {"messages" : [ {"data":[1,{"a":"\u00e9\"}"}] , "t\u006f":"a"} ] } `,
+		`{"messages":[{"to":"a","data":"x"}]} {}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		lim := message.Limits{MaxMessageBytes: 64, MaxMessages: 5}
+		got, err := message.ParseJSON(strings.NewReader(body), lim)
+		want, ok := referenceJSON(body, lim)
+		if err != nil {
+			if ok {
+				t.Fatalf("ParseJSON(%q) = %v; the reference reads %+v", body, err, want)
+			}
+			for _, s := range []error{message.ErrMalformed, message.ErrInvalid, message.ErrInvalidClient,
+				message.ErrInvalidIdempotencyKey, message.ErrMessageTooLarge, message.ErrTooManyMessages, message.ErrEmpty} {
+				if errors.Is(err, s) {
+					return
+				}
+			}
+			t.Fatalf("ParseJSON(%q) error %v wraps no sentinel", body, err)
+		}
+		if !ok {
+			t.Fatalf("ParseJSON(%q) = %+v; the reference refuses it", body, got)
+		}
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+			t.Fatalf("ParseJSON(%q) = %q; the reference reads %q", body, got, want)
+		}
+	})
+}
+
+// referenceJSON reads body as FuzzParseJSON's reference does.
+func referenceJSON(body string, lim message.Limits) (message.Batch, bool) {
+	if !utf8.ValidString(body) || !json.Valid([]byte(body)) || !exactKeys(body) { // encoding/json takes invalid UTF-8 for U+FFFD
+		return message.Batch{}, false
+	}
+	var doc struct {
+		ID       *string `json:"id"`
+		Messages []struct {
+			To   *string         `json:"to"`
+			Data json.RawMessage `json:"data"`
+		} `json:"messages"`
+	}
+	dec := json.NewDecoder(strings.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil || len(doc.Messages) == 0 || len(doc.Messages) > lim.MaxMessages {
+		return message.Batch{}, false
+	}
+	var b message.Batch
+	if doc.ID != nil {
+		if message.CheckIdempotencyKey(*doc.ID) != nil {
+			return message.Batch{}, false
+		}
+		b.IdempotencyKey = *doc.ID
+	}
+	for _, m := range doc.Messages {
+		var data bytes.Buffer
+		if m.To == nil || !message.ValidClient(*m.To) || m.Data == nil || json.Compact(&data, m.Data) != nil || data.Len() > lim.MaxMessageBytes {
+			return message.Batch{}, false
+		}
+		b.Messages = append(b.Messages, message.Message{To: *m.To, Data: data.Bytes()})
+	}
+	return b, true
+}
+
+// exactKeys reports whether the envelope of a valid JSON body and its
+// messages have only their own keys, exactly and once each.
+func exactKeys(body string) bool {
+	dec := json.NewDecoder(strings.NewReader(body))
+	object := func(keys ...string) (inner []string, ok bool) {
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			return nil, tok == nil && err == nil // null: checked by the struct decoding
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, _ := dec.Token()
+			key := tok.(string)
+			if seen[key] || !slices.Contains(keys, key) {
+				return nil, false
+			}
+			seen[key] = true
+			if key == "messages" {
+				if tok, _ := dec.Token(); tok != json.Delim('[') {
+					return nil, tok == nil // null
+				}
+				for dec.More() {
+					var raw json.RawMessage
+					_ = dec.Decode(&raw)
+					inner = append(inner, string(raw))
+				}
+				_, _ = dec.Token()
+				continue
+			}
+			var raw json.RawMessage
+			_ = dec.Decode(&raw)
+		}
+		return inner, true
+	}
+	msgs, ok := object("id", "messages")
+	for _, m := range msgs {
+		dec = json.NewDecoder(strings.NewReader(m))
+		_, okm := object("to", "data")
+		ok = ok && okm
+	}
+	return ok
 }
 
 func TestParseCursor(t *testing.T) {
