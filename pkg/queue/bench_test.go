@@ -22,7 +22,14 @@ import (
 // appended to the AOF (which every replica receives too). Both are
 // exact counts, unlike the scripts' time, which at one call at a time
 // is mostly the machine's.
-func BenchmarkMessageInRedis(b *testing.B) {
+func BenchmarkMessageInRedis(b *testing.B) { messageInRedis(b, false) }
+
+// BenchmarkIdempotentMessageInRedis is BenchmarkMessageInRedis with an
+// idempotency key on every publish: the record of the key is written
+// too.
+func BenchmarkIdempotentMessageInRedis(b *testing.B) { messageInRedis(b, true) }
+
+func messageInRedis(b *testing.B, idempotent bool) {
 	ctx := context.Background()
 	rs := redisserver.Start(b, redisserver.Options{Args: []string{"--appendonly", "yes", "--appendfsync", "no"}})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
@@ -31,9 +38,15 @@ func BenchmarkMessageInRedis(b *testing.B) {
 
 	const clients = 1000
 	payload := message.EncodeText(strings.Repeat("x", 48))
+	var n int // publishes so far: the idempotency keys
 	deliver := func(c int) {
 		to := "c" + strconv.Itoa(c)
-		pub, err := q.Publish(ctx, message.Batch{Messages: []message.Message{{To: to, Data: payload}}})
+		batch := message.Batch{Messages: []message.Message{{To: to, Data: payload}}}
+		if idempotent {
+			n++
+			batch.IdempotencyKey = "k" + strconv.Itoa(n)
+		}
+		pub, err := q.Publish(ctx, batch)
 		if err != nil {
 			b.Fatal(err)
 		}
