@@ -607,3 +607,41 @@ func TestDurableAOF(t *testing.T) {
 	}
 	t.Logf("Redis %d.%d: node refused to start: %s", major, minor, strings.TrimSpace(string(out)))
 }
+
+// With -admin-listen the operator's routes leave the public port, which
+// keeps what browsers and back ends need and /healthz for balancers; the
+// admin listener says draining until the node exits.
+func TestAdminListener(t *testing.T) {
+	rs := redisserver.Start(t, redisserver.Options{})
+	nd := nodeproc.Start(t, "admin", "-redis-url", rs.URL(), "-publish-secret", secret,
+		"-admin-listen", "127.0.0.1:0", "-drain-delay", "1s")
+	if nd.AdminURL == "" || nd.AdminURL == nd.URL {
+		t.Fatalf("admin URL %q, public %q; want a listener of its own", nd.AdminURL, nd.URL)
+	}
+	nd.WaitReady()
+	status := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for url, want := range map[string]int{
+		nd.URL + "/healthz": 200, nd.URL + "/readyz": 404, nd.URL + "/metrics": 404,
+		nd.AdminURL + "/healthz": 200, nd.AdminURL + "/readyz": 200, nd.AdminURL + "/metrics": 200,
+		nd.AdminURL + "/poll?client=a": 404, nd.AdminURL + "/publish": 404,
+	} {
+		if got := status(url); got != want {
+			t.Errorf("GET %s = %d; want %d", url, got, want)
+		}
+	}
+	if got := metric(t, nd, "cometbox_polls_waiting"); got != 0 {
+		t.Errorf("cometbox_polls_waiting = %v on the admin listener; want 0", got)
+	}
+	nd.Signal(syscall.SIGTERM)
+	waitFor(t, time.Second, "readyz 503 on the admin listener", func() bool { return status(nd.AdminURL+"/readyz") == 503 })
+	if code := nd.Wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d; want 0", code)
+	}
+}

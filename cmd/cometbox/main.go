@@ -170,15 +170,22 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 			}
 			return n.Ready()
 		},
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Log:     log,
-		M:       m,
+		Metrics:       promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		SeparateAdmin: cfg.AdminListen != "",
+		Log:           log,
+		M:             m,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	admin, err := serveAdmin(cfg.AdminListen, h.Admin(), log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer admin.close()
 	newServer := func() *http.Server {
 		return &http.Server{
 			Handler:           h,
@@ -206,7 +213,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	stopDebug := serveDebug(cfg.DebugListen, log)
 	defer stopDebug()
 
-	log.Info("listening", "addr", ln.Addr().String(), "version", buildVersion(),
+	log.Info("listening", "addr", ln.Addr().String(), "admin_addr", admin.addr, "version", buildVersion(),
 		"redis", mode, "poll_timeout", cfg.PollTimeout, "max_polls", maxPolls, "demo", cfg.Demo)
 	switch {
 	case cfg.Demo && (len(cfg.PublishSecrets) > 0 || len(cfg.TokenSecrets) > 0):
@@ -262,6 +269,40 @@ type redisLogger struct{ log *slog.Logger }
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	if l.log.Enabled(ctx, slog.LevelDebug) {
 		l.log.Debug(fmt.Sprintf(format, v...))
+	}
+}
+
+// adminServer is the operator's listener (-admin-listen), when there is
+// one; its zero value stands for none.
+type adminServer struct {
+	addr string // where it listens; "" when none
+	srv  *http.Server
+}
+
+// serveAdmin serves the operator's routes on addr, when set. It keeps
+// serving through the drain, so that /readyz says draining until the
+// node exits.
+func serveAdmin(addr string, h http.Handler, log *slog.Logger) (adminServer, error) {
+	if addr == "" {
+		return adminServer{}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return adminServer{}, fmt.Errorf("-admin-listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin listener", "addr", addr, "err", err)
+		}
+	}()
+	return adminServer{addr: ln.Addr().String(), srv: srv}, nil
+}
+
+func (a adminServer) close() {
+	if a.srv != nil {
+		_ = a.srv.Close()
 	}
 }
 

@@ -71,6 +71,9 @@ func Cleanup() {
 type Node struct {
 	// URL is the node's base URL, e.g. http://127.0.0.1:41234.
 	URL string
+	// AdminURL is the base URL of the node's -admin-listen listener, when
+	// it has one; empty otherwise.
+	AdminURL string
 	// Name is the node's -node-name.
 	Name string
 
@@ -99,17 +102,21 @@ func Start(t testing.TB, name string, args ...string) *Node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("start node %s: %v", name, err)
 	}
-	addr := make(chan string, 1)
+	type listening struct{ addr, admin string }
+	addr := make(chan listening, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			n.logs.WriteString(line + "\n")
-			var rec struct{ Msg, Addr string }
+			var rec struct {
+				Msg, Addr string
+				AdminAddr string `json:"admin_addr"`
+			}
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" {
 				select {
-				case addr <- rec.Addr:
+				case addr <- listening{rec.Addr, rec.AdminAddr}:
 				default:
 				}
 			}
@@ -127,7 +134,10 @@ func Start(t testing.TB, name string, args ...string) *Node {
 	})
 	select {
 	case a := <-addr:
-		n.URL = "http://" + a
+		n.URL = "http://" + a.addr
+		if a.admin != "" {
+			n.AdminURL = "http://" + a.admin
+		}
 	case <-n.done:
 		t.Fatalf("node %s exited before listening: %v\n%s", name, n.err, n.Logs())
 	case <-time.After(15 * time.Second):
@@ -136,12 +146,22 @@ func Start(t testing.TB, name string, args ...string) *Node {
 	return n
 }
 
+// OpsURL is the base URL of the node's /readyz and /metrics: its admin
+// listener when it has one, else its public one.
+func (n *Node) OpsURL() string {
+	if n.AdminURL != "" {
+		return n.AdminURL
+	}
+	return n.URL
+}
+
 // WaitReady waits until GET /readyz answers 200.
 func (n *Node) WaitReady() {
 	n.t.Helper()
+	base := n.OpsURL()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(n.URL + "/readyz")
+		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -161,7 +181,7 @@ func (n *Node) WaitReady() {
 // Metric reads one unlabelled sample from the node's /metrics.
 func (n *Node) Metric(name string) float64 {
 	n.t.Helper()
-	resp, err := http.Get(n.URL + "/metrics")
+	resp, err := http.Get(n.OpsURL() + "/metrics")
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ const EnvPrefix = "COMETBOX_"
 // Config is a node's whole configuration.
 type Config struct {
 	Listen      string
+	AdminListen string
 	DebugListen string
 	NodeName    string
 
@@ -98,6 +99,7 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 	host, _ := os.Hostname()
 
 	fs.StringVar(&c.Listen, "listen", ":8080", "address the HTTP API listens on")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "address of the operator's listener: /healthz, /readyz and /metrics. When set, /readyz and /metrics leave -listen (which keeps /healthz for balancers that probe it); use a loopback or private address. Empty: all on -listen")
 	fs.StringVar(&c.DebugListen, "debug-listen", "", "address for pprof (/debug/pprof/); empty: off. Never expose it publicly")
 	fs.StringVar(&c.NodeName, "node-name", host, "this node's name in logs and metrics (default: the host name)")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL, e.g. redis://:password@host:6379/0 or rediss://...; empty: an embedded in-process Redis (single node only)")
@@ -221,6 +223,7 @@ func (c *Config) validate() error {
 	check(map[string]bool{"debug": true, "info": true, "warn": true, "error": true}[c.LogLevel], "-log-level %q: want debug, info, warn or error", c.LogLevel)
 	check(c.KeyPrefix != "" && !strings.ContainsAny(c.KeyPrefix, "{} "), "-key-prefix %q: want a non-empty prefix without braces or spaces", c.KeyPrefix)
 	check(c.Listen != "", "-listen: want an address such as :8080")
+	check(c.AdminListen == "" || c.AdminListen != c.Listen || strings.HasSuffix(c.Listen, ":0"), "-admin-listen %q: want an address other than -listen's", c.AdminListen)
 	check(c.DurableReplicas >= 0 && c.DurableTimeout > 0, "-durable-replicas %d, -durable-timeout %v: want 0 or more, and a positive timeout", c.DurableReplicas, c.DurableTimeout)
 	check(c.ProbeInterval >= 100*time.Millisecond && c.ProbeTimeout >= 100*time.Millisecond, "-pubsub-probe-interval and -pubsub-probe-timeout: want at least 100ms")
 	check(c.ReadHeaderTimeout > 0 && c.IdleTimeout > 0, "-read-header-timeout and -idle-timeout: want positive durations")

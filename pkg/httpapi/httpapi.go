@@ -89,6 +89,11 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Metrics serves GET /metrics when not nil.
 	Metrics http.Handler
+	// SeparateAdmin serves /readyz and /metrics only from Admin(), for a
+	// listener of their own, and not from the public handler; /healthz
+	// stays on both, for balancers that probe the public port. Default:
+	// false (every route on the public handler).
+	SeparateAdmin bool
 	// Log receives request and error logs. Default: discard.
 	Log *slog.Logger
 	// M counts requests, deliveries and publishes. May be nil.
@@ -175,9 +180,8 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 		r.Get("/demo/token", h.demoToken)
 	}
 	r.Get("/healthz", h.healthz)
-	r.Get("/readyz", h.readyz)
-	if cfg.Metrics != nil {
-		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
+	if !cfg.SeparateAdmin {
+		h.adminRoutes(r)
 	}
 	h.mux = r
 	h.rePoll = middleware.Recoverer(h.observeRoute("/poll", secureHeaders(h.cors(http.HandlerFunc(h.poll)))))
@@ -195,6 +199,27 @@ func (h *Handler) Leave() { h.leaving.Store(true) }
 // closing reports whether answers should close their connection: the
 // node is leaving or draining.
 func (h *Handler) closing() bool { return h.leaving.Load() || h.poller.Draining() }
+
+// adminRoutes adds the operator's routes to r.
+func (h *Handler) adminRoutes(r chi.Router) {
+	r.Get("/readyz", h.readyz)
+	if h.cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", h.cfg.Metrics)
+	}
+}
+
+// Admin returns the handler of the operator's routes (/healthz, /readyz,
+// /metrics), for a listener of their own; see Config.SeparateAdmin.
+func (h *Handler) Admin() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, h.observe, secureHeaders, middleware.GetHead)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, jsonFormat, errNotFound)
+	})
+	r.Get("/healthz", h.healthz)
+	h.adminRoutes(r)
+	return r
+}
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
