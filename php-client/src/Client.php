@@ -45,7 +45,7 @@ final class Client implements Publisher
         'nodes' => 'a list of node URLs',
         'secret' => 'a string',
         'timeout' => 'a number of seconds',
-        'transport' => 'a Transport or one of "auto", "curl", "stream", "socket"',
+        'transport' => 'a Transport or one of "auto", "native", "curl", "stream", "socket"',
         'tokenSecret' => 'a string',
         'format' => '"xml" or "json"',
         'maxAttempts' => 'an int or null',
@@ -117,8 +117,8 @@ final class Client implements Publisher
     /**
      * Builds a Client from an options array, for configuration kept as
      * data. The keys are the constructor's parameter names; "nodes" is
-     * required, and "transport" may also name a transport ("auto", "curl",
-     * "stream", "socket"):
+     * required, and "transport" may also name a transport ("auto", "native",
+     * "curl", "stream", "socket"):
      *
      *     Client::fromOptions(['nodes' => ['http://node1:8080'], 'secret' => '...', 'timeout' => 2.0]);
      *

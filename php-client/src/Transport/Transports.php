@@ -12,16 +12,16 @@ use Cometbox\Exception\LogicException;
  */
 final class Transports
 {
-    /** The built-in transports, best first. */
-    public const NAMES = ['curl', 'stream', 'socket'];
+    /** The built-in transports, best first ("native" needs the cometbox extension). */
+    public const NAMES = ['native', 'curl', 'stream', 'socket'];
 
     private function __construct()
     {
     }
 
     /**
-     * The first transport this PHP can run: curl, then streams (with
-     * allow_url_fopen), then raw sockets.
+     * The first transport this PHP can run: the cometbox extension's, then
+     * curl, then streams (with allow_url_fopen), then raw sockets.
      *
      * @throws LogicException when none can run
      */
@@ -32,12 +32,12 @@ final class Transports
                 return self::named($name);
             }
         }
-        throw new LogicException('no transport can run here: the curl extension is missing, allow_url_fopen is off and fsockopen() is disabled');
+        throw new LogicException('no transport can run here: the cometbox and curl extensions are missing, allow_url_fopen is off and fsockopen() is disabled');
     }
 
     /**
-     * A new transport by name: "curl", "stream" or "socket", or "auto" for
-     * detect().
+     * A new transport by name: "native", "curl", "stream" or "socket", or
+     * "auto" for detect().
      *
      * @throws InvalidArgumentException for another name
      * @throws LogicException           when that transport cannot run here
@@ -47,6 +47,8 @@ final class Transports
         switch ($name) {
             case 'auto':
                 return self::detect();
+            case 'native':
+                return new NativeTransport();
             case 'curl':
                 return new CurlTransport();
             case 'stream':
@@ -63,6 +65,8 @@ final class Transports
     public static function isAvailable(string $name): bool
     {
         switch ($name) {
+            case 'native':
+                return NativeTransport::isAvailable();
             case 'curl':
                 return CurlTransport::isAvailable();
             case 'stream':

@@ -8,6 +8,7 @@ use Cometbox\Client;
 use Cometbox\Exception\InvalidArgumentException;
 use Cometbox\Tests\Fake\FakeTransport;
 use Cometbox\Transport\CurlTransport;
+use Cometbox\Transport\NativeTransport;
 use Cometbox\Transport\SocketTransport;
 use Cometbox\Transport\StreamTransport;
 use Cometbox\Transport\Transports;
@@ -58,16 +59,41 @@ final class ConstructionTest extends TestCase
     /** @return iterable<string, array{string, string}> */
     public function transportNames(): iterable
     {
-        yield 'auto picks curl here' => ['auto', CurlTransport::class];
+        yield 'auto picks the best here' => ['auto', self::best()];
+        if (NativeTransport::isAvailable()) {
+            yield 'native' => ['native', NativeTransport::class];
+        }
         yield 'curl' => ['curl', CurlTransport::class];
         yield 'stream' => ['stream', StreamTransport::class];
         yield 'socket' => ['socket', SocketTransport::class];
     }
 
-    public function testDetectPrefersCurl(): void
+    /**
+     * The extension's transport when it is loaded (the suite runs with and
+     * without it), else curl.
+     */
+    public function testDetectPrefersNativeThenCurl(): void
     {
-        self::assertInstanceOf(CurlTransport::class, Transports::detect());
-        self::assertInstanceOf(CurlTransport::class, (new Client(['http://n']))->transport());
+        self::assertInstanceOf(self::best(), Transports::detect());
+        self::assertInstanceOf(self::best(), (new Client(['http://n']))->transport());
+    }
+
+    public function testNativeWithoutTheExtensionSaysWhatIsMissing(): void
+    {
+        if (NativeTransport::isAvailable()) {
+            self::assertInstanceOf(NativeTransport::class, Transports::named('native'));
+
+            return;
+        }
+        $this->expectException(\Cometbox\Exception\LogicException::class);
+        $this->expectExceptionMessage('NativeTransport needs the cometbox extension');
+        Transports::named('native');
+    }
+
+    /** @return class-string */
+    private static function best(): string
+    {
+        return extension_loaded('cometbox') ? NativeTransport::class : CurlTransport::class;
     }
 
     /** @return iterable<string, array{array<string, mixed>, string}> */
@@ -83,8 +109,8 @@ final class ConstructionTest extends TestCase
         yield 'timeout as a string' => [['nodes' => $nodes, 'timeout' => '2'], 'option "timeout": want a number of seconds, got string'];
         yield 'secret as null' => [['nodes' => $nodes, 'secret' => null], 'option "secret": want a string, got NULL'];
         yield 'maxAttempts as a float' => [['nodes' => $nodes, 'maxAttempts' => 2.0], 'option "maxAttempts": want an int or null, got double'];
-        yield 'transport as an object' => [['nodes' => $nodes, 'transport' => new \stdClass()], 'option "transport": want a Transport or one of "auto", "curl", "stream", "socket", got stdClass'];
-        yield 'unknown transport' => [['nodes' => $nodes, 'transport' => 'guzzle'], 'unknown transport "guzzle": want auto, curl, stream, socket'];
+        yield 'transport as an object' => [['nodes' => $nodes, 'transport' => new \stdClass()], 'option "transport": want a Transport or one of "auto", "native", "curl", "stream", "socket", got stdClass'];
+        yield 'unknown transport' => [['nodes' => $nodes, 'transport' => 'guzzle'], 'unknown transport "guzzle": want auto, native, curl, stream, socket'];
         yield 'unknown format' => [['nodes' => $nodes, 'format' => 'yaml'], 'format "yaml": want "xml" or "json"'];
     }
 
