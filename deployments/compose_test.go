@@ -9,12 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
-
-// shutdownMargin is what every grace period keeps above the node's own
-// drain bound (drain delay + shutdown timeout).
-const shutdownMargin = 5 * time.Second
 
 var nodeService = regexp.MustCompile(`^cometbox-\d+$`)
 
@@ -74,7 +69,7 @@ func TestCompose(t *testing.T) {
 			}
 			env := mapping(t, w, svc, "environment")
 			for _, k := range []string{"COMETBOX_REDIS_URL", "COMETBOX_PUBLISH_SECRET", "COMETBOX_TOKEN_SECRET",
-				"COMETBOX_DRAIN_DELAY", "COMETBOX_LOG_FORMAT", "COMETBOX_NODE_NAME"} {
+				"COMETBOX_DRAIN_DELAY", "COMETBOX_DRAIN_SPREAD", "COMETBOX_SHUTDOWN_TIMEOUT", "COMETBOX_LOG_FORMAT", "COMETBOX_NODE_NAME"} {
 				if _, ok := env[k]; !ok {
 					t.Errorf("%s: no %s", w, k)
 				}
@@ -106,11 +101,7 @@ func TestCompose(t *testing.T) {
 			if poll := duration(t, w, text(t, w, env, "COMETBOX_POLL_TIMEOUT")); poll >= serverTimeout {
 				t.Errorf("%s: COMETBOX_POLL_TIMEOUT %v; want below HAProxy's timeout server %v", w, poll, serverTimeout)
 			}
-			shutdown := duration(t, w, text(t, w, env, "COMETBOX_SHUTDOWN_TIMEOUT"))
-			grace := duration(t, w, text(t, w, svc, "stop_grace_period"))
-			if need := delay + shutdown + shutdownMargin; grace < need {
-				t.Errorf("%s: stop_grace_period %v; want at least drain delay + shutdown timeout + %v = %v", w, grace, shutdownMargin, need)
-			}
+			composeTimings(t, name).check(t, w)
 			if text(t, w, svc, "read_only") != "true" {
 				t.Errorf("%s: want read_only: true", w)
 			}

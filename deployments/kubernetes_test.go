@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestKubernetes checks the manifests' structure and that they fit each
@@ -187,22 +186,7 @@ func TestKubernetes(t *testing.T) {
 	})
 
 	t.Run("drain fits the grace period", func(t *testing.T) {
-		grace, err := strconv.Atoi(text(t, dw, spec, "terminationGracePeriodSeconds"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := func(k string) time.Duration { return duration(t, "configmap.yaml "+k, fmt.Sprint(env[k])) }
-		delay, spread, shutdown := d("COMETBOX_DRAIN_DELAY"), d("COMETBOX_DRAIN_SPREAD"), d("COMETBOX_SHUTDOWN_TIMEOUT")
-		g := time.Duration(grace) * time.Second
-		if need := delay + shutdown + shutdownMargin; g < need {
-			t.Errorf("terminationGracePeriodSeconds %v; want at least drain delay + shutdown timeout + %v = %v", g, shutdownMargin, need)
-		}
-		if need := delay + spread + shutdownMargin; g < need {
-			t.Errorf("terminationGracePeriodSeconds %v; want at least drain delay + drain spread + %v = %v", g, shutdownMargin, need)
-		}
-		if spread >= shutdown {
-			t.Errorf("COMETBOX_DRAIN_SPREAD %v; want below COMETBOX_SHUTDOWN_TIMEOUT %v, or held polls are cut", spread, shutdown)
-		}
+		kubernetesTimings(t).check(t, dw)
 	})
 
 	t.Run("disruptions and scaling", func(t *testing.T) {

@@ -3,7 +3,6 @@ package deployments_test
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,12 +84,7 @@ func TestSystemd(t *testing.T) {
 			t.Errorf("%s: %s has a value; secrets belong in /etc/cometbox/cometbox.env only", ew, k)
 		}
 	}
-	stop := duration(t, uw+" TimeoutStopSec", strings.Join(svc["TimeoutStopSec"], ""))
-	delay := duration(t, ew, fmt.Sprint(env["COMETBOX_DRAIN_DELAY"]))
-	shutdown := duration(t, ew, fmt.Sprint(env["COMETBOX_SHUTDOWN_TIMEOUT"]))
-	if need := delay + shutdown + shutdownMargin; stop < need {
-		t.Errorf("%s: TimeoutStopSec %v; want at least drain delay + shutdown timeout + %v = %v", uw, stop, shutdownMargin, need)
-	}
+	systemdTimings(t).check(t, uw)
 
 	analyze := testenv.LookPath(t, "systemd-analyze", "apt-get install systemd")
 	// verify checks that ExecStart exists: point it at a built node.
