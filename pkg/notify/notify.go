@@ -401,6 +401,27 @@ func (w *watcher) stop() {
 	}
 }
 
+// Reconnect replaces every pub/sub connection at once, as a failed
+// self-probe would, without counting it as a failure: for a caller that
+// knows the connections are on a server that no longer gets the
+// wake-ups (a Sentinel switched the primary; the old one still answers,
+// so no error or probe would tell for seconds). Every channel is
+// subscribed anew, and its watchers re-read their queues once it is
+// confirmed.
+func (n *Notifier) Reconnect() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	for _, cn := range n.conns {
+		n.m.PubSubReconnected()
+		old := cn.ps
+		n.replaceLocked(cn)
+		go func() { _ = old.Close() }()
+	}
+}
+
 // Ready reports whether wake-ups are flowing: every connection's last
 // self-probe came back in time. It returns the reason otherwise.
 func (n *Notifier) Ready() error {
