@@ -455,10 +455,14 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 			p.m.RedisError("read")
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		if ack.Epoch == "" {
+		if !page.Reset && page.Next.Epoch != "" {
 			// A stream opened without an epoch (a fresh page) holds the
 			// sequence it read from now on, so that the next read notices
-			// a new one (Redis lost the keys) and says reset.
+			// a new one (Redis lost the keys) and says reset. One whose
+			// sequence went on in a new epoch without losing what it had
+			// (a new Redis primary; see package queue) follows it, as its
+			// browser does through the events' ids: a later change of
+			// epoch may no longer know the first.
 			ack.Epoch = page.Next.Epoch
 		}
 		if !opened || page.Settled() {
