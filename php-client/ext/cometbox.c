@@ -96,7 +96,7 @@ typedef struct {
 typedef struct {
 	int code;            /* CBX_E_* */
 	bool stale;          /* the connection died before any answer: resend if repeatable */
-	char what[256];
+	char what[512];
 } cbx_failure;
 
 static double cbx_now(void)
@@ -143,11 +143,26 @@ static void cbx_fail(cbx_failure *f, int code, bool stale, const char *fmt, ...)
 	f->stale = stale;
 }
 
-/* The last PHP warning's text since `before`, which @-style suppression hid. */
-static const char *cbx_last_error(zend_string *before)
+/*
+ * The warnings PHP raised (and the @-style suppression hid) while
+ * recording, joined by "; " without their "function(): " prefix: openssl
+ * says why a handshake failed only there.
+ */
+static void cbx_recorded_errors(char *out, size_t size, const char *skip)
 {
-	zend_string *last = PG(last_error_message);
-	return last != NULL && last != before ? ZSTR_VAL(last) : NULL;
+	uint32_t i;
+	size_t n = 0;
+	out[0] = '\0';
+	for (i = 0; i < EG(num_errors) && n + 1 < size; i++) {
+		const char *m = ZSTR_VAL(EG(errors)[i]->message), *p = strstr(m, "(): ");
+		if (p != NULL) {
+			m = p + 4;
+		}
+		if (skip != NULL && strcmp(m, skip) == 0) {
+			continue; /* said already */
+		}
+		n += (size_t) snprintf(out + n, size - n, "%s%s", n > 0 ? "; " : "", m);
+	}
 }
 
 /* Throws NetworkException: "METHOD URL: what (timeout Ns)", as the PHP transports word it. */
@@ -203,8 +218,9 @@ static php_stream *cbx_reuse(const cbx_request *req)
 static php_stream *cbx_connect(const cbx_request *req, cbx_failure *f)
 {
 	struct timeval tv;
-	zend_string *errstr = NULL, *before = PG(last_error_message);
+	zend_string *errstr = NULL;
 	int errcode = 0, one = 1;
+	bool recording = !EG(record_errors);
 	double left = req->deadline - cbx_now(), seconds = req->connect_timeout < left ? req->connect_timeout : left;
 	php_stream *stream;
 	php_socket_t fd;
@@ -215,22 +231,34 @@ static php_stream *cbx_connect(const cbx_request *req, cbx_failure *f)
 	}
 	tv.tv_sec = (time_t) seconds;
 	tv.tv_usec = (suseconds_t) ((seconds - (double) tv.tv_sec) * 1e6);
+	if (recording) {
+		zend_begin_record_errors();
+	}
 	stream = php_stream_xport_create(ZSTR_VAL(req->target.s), ZSTR_LEN(req->target.s), 0,
 		STREAM_XPORT_CLIENT | STREAM_XPORT_CONNECT,
 		req->persistent ? ZSTR_VAL(req->id.s) : NULL, &tv, NULL, &errstr, &errcode);
 	if (stream == NULL) {
-		const char *why = errstr != NULL ? ZSTR_VAL(errstr) : "error";
-		const char *warning = cbx_last_error(before);
+		char warnings[384] = "";
+		const char *why = errstr != NULL && ZSTR_LEN(errstr) > 0 ? ZSTR_VAL(errstr) : NULL;
 		const char *host = ZSTR_VAL(req->target.s) + sizeof("tcp://") - 1;
-		bool timed_out = errcode == ETIMEDOUT || (errstr != NULL && strstr(ZSTR_VAL(errstr), "timed out") != NULL);
-		if (warning != NULL && req->tls) {
-			cbx_fail(f, timed_out ? CBX_E_TIMEOUT : CBX_E_CONNECT, false, "cannot connect to %s: %s (%s)", host, why, warning);
-		} else {
-			cbx_fail(f, timed_out ? CBX_E_TIMEOUT : CBX_E_CONNECT, false, "cannot connect to %s: %s", host, why);
+		bool timed_out = errcode == ETIMEDOUT || (why != NULL && strstr(why, "timed out") != NULL);
+		if (recording) {
+			cbx_recorded_errors(warnings, sizeof warnings, why);
 		}
+		if (why == NULL && warnings[0] == '\0') {
+			why = "error";
+		}
+		cbx_fail(f, timed_out ? CBX_E_TIMEOUT : CBX_E_CONNECT, false, "cannot connect to %s: %s%s%s", host,
+			why != NULL ? why : "", why != NULL && warnings[0] != '\0' ? "; " : "", warnings);
 		if (errstr != NULL) {
 			zend_string_release(errstr);
 		}
+	}
+	if (recording) {
+		zend_free_recorded_errors();
+		EG(record_errors) = false;
+	}
+	if (stream == NULL) {
 		return NULL;
 	}
 	if (errstr != NULL) {
