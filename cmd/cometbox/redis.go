@@ -67,6 +67,11 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*re
 			return nil, fmt.Errorf("-redis-url: %w", err)
 		}
 		opts.MaxRetries, opts.DialerRetries = -1, 1
+		// Nor does the cluster client follow MOVED or ASK, or retry
+		// TRYAGAIN, by itself: it would send a whole pipeline again, calls
+		// Redis ran included. Package queue goes again with refused calls
+		// only (queue/cluster.go).
+		opts.MaxRedirects = -1
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 		opts.ClientName = "cometbox:" + cfg.NodeName
 		rc.mode = "cluster"

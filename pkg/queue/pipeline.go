@@ -111,10 +111,20 @@ gather:
 	}
 }
 
-// call runs one script call, in a shared pipeline when pipelining.
+// call runs one script call, in a shared pipeline when pipelining; a
+// call a Redis Cluster refused goes again (see retryRefused).
 func (q *Queue) call(ctx context.Context, c scriptCall) *redis.Cmd {
+	cmds := []*redis.Cmd{q.callOnce(ctx, c)}
+	if refused(c, cmds[0].Err()) {
+		retryRefused(ctx, q.rdb, []scriptCall{c}, cmds, q.callEach)
+	}
+	return cmds[0]
+}
+
+func (q *Queue) callOnce(ctx context.Context, c scriptCall) *redis.Cmd {
 	if q.batches == nil {
-		return c.script.Run(ctx, q.rdb, c.keys, c.args...)
+		cmds, _ := execScripts(ctx, q.rdb, []scriptCall{c}, Durability{}) // no durability: never an error
+		return cmds[0]
 	}
 	p := &pending{call: c, done: make(chan *redis.Cmd, 1)}
 	if err := q.enqueue(ctx, p); err != nil {
@@ -129,8 +139,37 @@ func (q *Queue) call(ctx context.Context, c scriptCall) *redis.Cmd {
 	}
 }
 
-// callAll runs calls through the pipelines and fails as runScripts does.
+// callAll runs calls through the pipelines, goes again with those a Redis
+// Cluster refused, and fails as runScripts does.
 func (q *Queue) callAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds, err := q.callAllOnce(ctx, calls)
+	if err != nil {
+		return nil, err
+	}
+	retryRefused(ctx, q.rdb, calls, cmds, q.callEach)
+	return cmds, firstError(cmds)
+}
+
+// callEach runs calls, in shared pipelines when pipelining, and returns a
+// Cmd for each, whatever happens.
+func (q *Queue) callEach(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+	if q.batches == nil {
+		cmds, _ := execScripts(ctx, q.rdb, calls, Durability{}) // no durability: never an error
+		return cmds
+	}
+	cmds, err := q.callAllOnce(ctx, calls)
+	if err != nil {
+		cmds = make([]*redis.Cmd, len(calls))
+		for i := range cmds {
+			cmds[i] = failed(ctx, err)
+		}
+	}
+	return cmds
+}
+
+// callAllOnce queues calls for the pipelines and waits for their
+// answers; it fails only when ctx ends first.
+func (q *Queue) callAllOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
 	waiting := make([]*pending, len(calls))
 	for i, c := range calls {
 		waiting[i] = &pending{call: c, done: make(chan *redis.Cmd, 1)}
@@ -147,7 +186,7 @@ func (q *Queue) callAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 			return nil, ctx.Err()
 		}
 	}
-	return cmds, firstError(cmds)
+	return cmds, nil
 }
 
 func failed(ctx context.Context, err error) *redis.Cmd {

@@ -593,13 +593,20 @@ func atLeast(version string, major, minor int) bool {
 	return ma > major || (ma == major && mi >= minor)
 }
 
-// runScripts runs calls in one pipeline (see execScripts) and fails if
-// any call failed for a reason other than the script's own refusal
-// (IDEMCONFLICT), which stays in that call's Cmd.
+// runScripts runs calls in one pipeline (see execScripts), again those a
+// Redis Cluster refused (see retryRefused), and fails if any call failed
+// for a reason other than the script's own refusal (IDEMCONFLICT), which
+// stays in that call's Cmd.
 func runScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
 	cmds, err := execScripts(ctx, rdb, calls, dur)
 	if err != nil {
 		return nil, err
+	}
+	if !dur.enabled() { // durability is refused on a cluster, where refusals come from
+		retryRefused(ctx, rdb, calls, cmds, func(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+			cmds, _ := execScripts(ctx, rdb, calls, dur) // no durability: never an error
+			return cmds
+		})
 	}
 	return cmds, firstError(cmds)
 }
