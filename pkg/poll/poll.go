@@ -254,6 +254,15 @@ func (h *Held) Recheck(ctx context.Context) (res Result, settled bool, err error
 	switch {
 	case err != nil && ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled):
 		return Result{Outcome: metrics.OutcomeGone}, true, ctx.Err()
+	case errors.Is(err, message.ErrNotDurable):
+		// What the read found is not yet confirmed on the replicas (or on
+		// disk) that publishes wait for, so it is not shown: the poll
+		// waits as if nothing had come, and reads again in a moment.
+		if h.page.Next == (message.Cursor{}) {
+			h.page = message.Page{Next: h.since}
+		}
+		time.AfterFunc(notDurableRetry, h.rewake)
+		return Result{Page: h.page, Outcome: metrics.OutcomeTimeout}, false, nil
 	case err != nil:
 		h.p.m.RedisError("read")
 		return Result{Outcome: metrics.OutcomeError}, true, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -398,6 +407,10 @@ func (h *Held) Wait(ctx context.Context, woken Wakeups) (Result, error) {
 	}
 }
 
+// notDurableRetry is how soon a poll or stream reads again after Redis
+// could not confirm what it read (message.ErrNotDurable).
+const notDurableRetry = time.Second
+
 func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -448,6 +461,12 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 		page, err := p.q.ReadAfter(readCtx, client, ack, after, p.opts.Limit)
 		cancel()
 		refresh.Reset(jitterDown(p.opts.Refresh, 0.1)) // streams opened together spread out
+		var retry <-chan time.Time
+		if errors.Is(err, message.ErrNotDurable) {
+			// Not shown until confirmed (see Recheck): read again soon.
+			page, err = message.Page{Next: message.Cursor{Epoch: ack.Epoch, ID: after}}, nil
+			retry = time.After(notDurableRetry)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -482,6 +501,8 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 		for {
 			select {
 			case <-woken:
+				break wait
+			case <-retry:
 				break wait
 			case <-refresh.C:
 				break wait
