@@ -162,6 +162,9 @@ func (p *Page) PollOnce(ctx context.Context) ([]Message, Answer, error) {
 		p.resets++
 		p.mu.Unlock()
 		p.seen, p.last = map[uint64]bool{}, 0
+		if p.Oracle != nil {
+			p.Oracle.reset(p)
+		}
 	}
 	epoch, _, _ := strings.Cut(a.Cursor, ":")
 	var fresh []Message
