@@ -158,3 +158,30 @@ func TestPublishRefusesAmbiguousBodies(t *testing.T) {
 		})
 	}
 }
+
+// An idempotency key reused for another batch is a 409, however alike
+// the two batches are; the same batch again is a replay, in either
+// format.
+func TestIdempotencyKeyReusedForAnotherBatch(t *testing.T) {
+	n := newNode(t, secured(), poll.Options{})
+	send := func(body, contentType string) *httptest.ResponseRecorder {
+		req := publishReq(body, contentType)
+		req.Header.Set("Idempotency-Key", "retry-1")
+		return n.do(req)
+	}
+	if rec := send(`<messages><message to="a">x</message><message to="b">y</message></messages>`, "application/xml"); rec.Code != 200 {
+		t.Fatalf("first publish = %d %s", rec.Code, rec.Body)
+	}
+	rec := send(`<messages><message to="a">x</message><message to="b">z</message></messages>`, "application/xml")
+	if rec.Code != http.StatusConflict || errorCode(t, rec) != "idempotency_conflict" {
+		t.Errorf("the key with another batch = %d %s; want 409 idempotency_conflict", rec.Code, rec.Body)
+	}
+	rec = send(`{"messages":[{"to":"a","data":"x"},{"to":"b","data":"y"}]}`, "application/json")
+	if rec.Code != 200 || rec.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same batch again, in JSON = %d %s, Idempotent-Replayed %q; want a 200 replay",
+			rec.Code, rec.Body, rec.Header().Get("Idempotent-Replayed"))
+	}
+	if rec := n.do(pollReq("b", "")); rec.Body.String() != `[{"id":1,"data":"y"}]` {
+		t.Errorf("b's queue = %s; want the first batch's message alone", rec.Body)
+	}
+}

@@ -56,6 +56,6 @@ type Published struct {
 // idempotency key is safe.
 var ErrNotDurable = errors.New("write not confirmed durable")
 
-// ErrIdempotencyConflict: a retried batch reused an idempotency key with a
-// different number of messages for a client than the first attempt had.
+// ErrIdempotencyConflict: a batch reused the idempotency key of another
+// batch, one with other messages (recipients, payloads or their order).
 var ErrIdempotencyConflict = errors.New("idempotency key reused for a different batch")

@@ -4,7 +4,9 @@
 --          keys' expiry is due (expiry.lua), a = 0 (read by scripts of
 --          versions before 2026-11-26, during a rolling update)}
 -- KEYS[2]  the queue list; entries are "<publish ms> {"id":N,"data":...}"
--- KEYS[3]  idempotency record for this batch (ignored when ARGV[4] is 0)
+-- KEYS[3]  idempotency record for this batch (ignored when ARGV[4] is 0):
+--          "EPOCH/DIGEST FIRST COUNT", this client's share of the batch
+--          (see below)
 -- ARGV[1]  epoch to use if the sequence is created now
 -- ARGV[2]  queue cap: oldest entries are dropped beyond it
 -- ARGV[3]  idle expiry of the client's keys, seconds (see expiry.lua)
@@ -12,7 +14,9 @@
 -- ARGV[5]  wake-up channel
 -- ARGV[6]  wake-up command: PUBLISH, or SPUBLISH on a cluster
 -- ARGV[7]  publish time, unix ms (the node's clock; also "now" for refresh)
--- ARGV[8…] the payloads, compact JSON
+-- ARGV[8]  digest of the whole batch (every client's messages, in order),
+--          kept in the idempotency record: a retry must have the same
+-- ARGV[9…] the payloads, compact JSON
 --
 -- The wake-up's payload is "EPOCH FIRST", followed, when they are small,
 -- by the batch's entries one per line, so that a waiting poll whose
@@ -21,19 +25,35 @@
 -- Returns {epoch, first id, replayed (0/1), entries dropped by the cap}.
 -- The ids given are first .. first+n-1, consecutive because the whole
 -- batch for this client is appended by this one script.
+--
+-- A retry under a known idempotency key replays the first attempt's
+-- answer when it has as many messages for this client and the same
+-- digest, and fails with IDEMCONFLICT otherwise. Records of versions
+-- before 2026-12-07 are "EPOCH FIRST COUNT", without a digest: they are
+-- replayed by count alone. The digest rides in the first field so that
+-- those versions' script, during a rolling update, still reads this
+-- version's records (as "EPOCH FIRST COUNT", with an epoch it does not
+-- use) and replays them by count.
 
 -- keep, stale and due come from expiry.lua, which comes first.
 
 local meta, list, idem = KEYS[1], KEYS[2], KEYS[3]
 local cap, ttl, idemTTL = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local n = #ARGV - 7
+local digest = ARGV[8]
+local n = #ARGV - 8
 
 if idemTTL > 0 then
   local prev = redis.call('GET', idem)
   if prev then
-    local e, f, c = string.match(prev, '^(%S+) (%d+) (%d+)$')
+    local e, d, f, c = string.match(prev, '^([^/ ]+)/?(%S*) (%d+) (%d+)$')
+    if not c then
+      return redis.error_reply('ERR unreadable idempotency record ' .. idem)
+    end
     if tonumber(c) ~= n then
       return redis.error_reply('IDEMCONFLICT first attempt had ' .. c .. ' messages for this client, retry has ' .. n)
+    end
+    if d ~= '' and d ~= digest then
+      return redis.error_reply('IDEMCONFLICT first attempt had other messages')
     end
     return {e, tonumber(f), 1, 0}
   end
@@ -58,7 +78,7 @@ local len, created = 0, false
 local batch = {}
 local all, size = {}, 0
 for i = 1, n do
-  local entry = ARGV[7] .. ' {"id":' .. string.format('%d', first + i - 1) .. ',"data":' .. ARGV[7 + i] .. '}'
+  local entry = ARGV[7] .. ' {"id":' .. string.format('%d', first + i - 1) .. ',"data":' .. ARGV[8 + i] .. '}'
   batch[#batch + 1] = entry
   size = size + #entry + 1
   if size <= 16384 then all[#all + 1] = entry end
@@ -83,7 +103,7 @@ if refresh or created then
   redis.call('EXPIRE', list, keep(ttl))
 end
 if idemTTL > 0 then
-  redis.call('SET', idem, epoch .. ' ' .. string.format('%d', first) .. ' ' .. n, 'EX', idemTTL)
+  redis.call('SET', idem, epoch .. '/' .. digest .. ' ' .. string.format('%d', first) .. ' ' .. n, 'EX', idemTTL)
 end
 local wake = epoch .. ' ' .. string.format('%d', first)
 if size <= 16384 then wake = wake .. '\n' .. table.concat(all, '\n') end

@@ -12,3 +12,6 @@ func SetAckDelay(q *Queue, d time.Duration) { q.ackDelay = d }
 func SetClock(q *Queue, now func() time.Time, after func(time.Duration, func())) {
 	q.now, q.after = now, after
 }
+
+// BatchDigest is what an idempotency record keeps of a batch.
+var BatchDigest = batchDigest

@@ -5,10 +5,11 @@
 // live on one Redis Cluster slot: a hash with the sequence's epoch, last
 // assigned id and when the keys' expiry is due; a list of the messages
 // not yet acknowledged, oldest first; and, per idempotent batch, a
-// short-lived record of the ids it was given. Every change is one Lua
-// script (enqueue.lua, read.lua), so no interleaving of nodes can lose,
-// reorder or duplicate a message. Enqueueing also publishes a wake-up on the
-// client's channel (see package notify).
+// short-lived record of the ids it was given and a digest of the batch.
+// Every change is one Lua script (enqueue.lua, read.lua), so no
+// interleaving of nodes can lose, reorder or duplicate a message.
+// Enqueueing also publishes a wake-up on the client's channel (see
+// package notify).
 //
 // A *Queue is safe for concurrent use.
 package queue
@@ -16,9 +17,13 @@ package queue
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,16 +186,19 @@ func (q *Queue) idemKey(client, key string) string {
 // the batch's order. Each client's share of the batch is appended
 // atomically and gets consecutive ids; different clients are written in
 // one pipeline. When the batch's idempotency key is already known nothing
-// new is enqueued and the receipts are those of the first attempt.
+// new is enqueued: if the first attempt had the same messages, the
+// receipts are those of the first attempt; if not, Publish fails with
+// message.ErrIdempotencyConflict.
 //
 // On error some clients' shares may have been enqueued and others not;
 // retrying with the same idempotency key completes the batch without
 // duplicating anything.
 func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Published, error) {
 	groups := groupByClient(batch.Messages)
-	idemTTL := 0
+	idemTTL, digest := 0, ""
 	if batch.IdempotencyKey != "" {
 		idemTTL = seconds(q.opts.IdempotencyTTL)
+		digest = batchDigest(batch.Messages)
 	}
 	wake := "PUBLISH"
 	if q.opts.Sharded {
@@ -204,9 +212,9 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		if err != nil {
 			return message.Published{}, err
 		}
-		args := make([]any, 0, 7+len(g.indexes))
+		args := make([]any, 0, 8+len(g.indexes))
 		args = append(args, epoch, q.opts.Cap, seconds(q.opts.TTL), idemTTL,
-			q.WakeChannel(g.client), wake, nowMS)
+			q.WakeChannel(g.client), wake, nowMS, digest)
 		for _, idx := range g.indexes {
 			args = append(args, []byte(batch.Messages[idx].Data))
 		}
@@ -511,6 +519,24 @@ func parseWake(payload string) (epoch string, first uint64, entries string, ok b
 	epoch, firstText, _ := strings.Cut(head, " ")
 	first, err := strconv.ParseUint(firstText, 10, 64)
 	return epoch, first, entries, found && err == nil
+}
+
+// batchDigest identifies a batch's messages for its idempotency record,
+// which a retry must match: the first 128 bits of a SHA-256 over every
+// message in order, recipient and payload each prefixed with its length,
+// so that no two batches hash the same bytes.
+func batchDigest(msgs []message.Message) string {
+	h := sha256.New()
+	var n []byte
+	for _, m := range msgs {
+		n = binary.AppendUvarint(n[:0], uint64(len(m.To)))
+		h.Write(n)
+		io.WriteString(h, m.To)
+		n = binary.AppendUvarint(n[:0], uint64(len(m.Data)))
+		h.Write(n)
+		h.Write(m.Data)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // group is one client's share of a batch: indexes into batch.Messages.

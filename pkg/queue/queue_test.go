@@ -270,6 +270,67 @@ func TestIdempotentPublish(t *testing.T) {
 	}
 }
 
+// A key reused for another batch with as many messages per client is a
+// conflict too, not a replay that drops the new messages: the record
+// keeps a digest of the whole batch.
+func TestIdempotentPublishOtherBatch(t *testing.T) { onBothRedises(t, idempotentPublishOtherBatch) }
+
+func idempotentPublishOtherBatch(t *testing.T, rdb *redis.Client) {
+	ctx := context.Background()
+	q := queue.New(rdb, queue.Options{})
+	first := batchOf(text("a", "x"), text("b", "y"), text("a", "z"))
+	first.IdempotencyKey = "req-1"
+	if _, err := q.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	for name, msgs := range map[string][]message.Message{
+		"another payload":                  {text("a", "x"), text("b", "y"), text("a", "Z")},
+		"the same, in other order":         {text("a", "z"), text("b", "y"), text("a", "x")},
+		"payloads swapped between clients": {text("a", "y"), text("b", "x"), text("a", "z")},
+		"a json payload for a text one":    {text("a", "x"), {To: "b", Data: []byte(`["y"]`)}, text("a", "z")},
+	} {
+		retry := batchOf(msgs...)
+		retry.IdempotencyKey = "req-1"
+		if pub, err := q.Publish(ctx, retry); !errors.Is(err, message.ErrIdempotencyConflict) {
+			t.Errorf("%s: Publish with a reused key = %+v, %v; want ErrIdempotencyConflict", name, pub, err)
+		}
+	}
+	page, _ := q.Read(ctx, "a", message.Cursor{}, 10)
+	if fmt.Sprint(ids(page)) != "[1 2]" {
+		t.Errorf("queue of a after the conflicts = %v; want [1 2]", ids(page))
+	}
+	again, err := q.Publish(ctx, first)
+	if err != nil || !again.Replayed || fmt.Sprint(again.Receipts) != "[{a 1} {b 1} {a 2}]" {
+		t.Errorf("retry of the first batch = %+v, %v; want its receipts, replayed", again, err)
+	}
+}
+
+// No two batches give the digest the same bytes: recipients and payloads
+// are length-prefixed.
+func TestBatchDigest(t *testing.T) {
+	m := func(to, data string) message.Message { return message.Message{To: to, Data: []byte(data)} }
+	batches := [][]message.Message{
+		{m("ab", "1")},
+		{m("a", "b1")},
+		{m("a", "1"), m("a", "2")},
+		{m("a", "12")},
+		{m("a", "1a2")},
+		{m("a", "2"), m("a", "1")},
+		{m("a", "\x01a\x012")},
+	}
+	seen := map[string]int{}
+	for i, b := range batches {
+		d := queue.BatchDigest(b)
+		if j, ok := seen[d]; ok {
+			t.Errorf("batches %d and %d have the same digest %s", j, i, d)
+		}
+		seen[d] = i
+		if again := queue.BatchDigest(b); again != d {
+			t.Errorf("digest of batch %d changed: %s, %s", i, d, again)
+		}
+	}
+}
+
 func TestWakeUp(t *testing.T) {
 	ctx := context.Background()
 	_, rdb := redistest.New(t)
@@ -929,6 +990,47 @@ func scriptsOfThePreviousVersion(t *testing.T, rdb *redis.Client) {
 	}
 	if page, _ := q.Read(ctx, "b", message.Cursor{}, 10); len(page.Messages) != 0 {
 		t.Fatalf("after acknowledging: %v; want nothing", ids(page))
+	}
+
+	// Idempotency records cross versions too. The previous enqueue.lua,
+	// under an idempotency key, for client:
+	oldIdempotent := func(client, key string, payloads ...any) *redis.Cmd {
+		args := append([]any{"olde", 1000, 3600, 600, q.WakeChannel(client), "PUBLISH", 1764158400000}, payloads...)
+		return rdb.Eval(ctx, oldEnqueue, []string{"cb:{" + client + "}:m", "cb:{" + client + "}:q", "cb:{" + client + "}:i:" + key}, args...)
+	}
+	// A record of the previous version has no digest of the batch: this
+	// version replays it by count, as the previous one did.
+	if err := oldIdempotent("c", "k1", `"old"`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	retry := batchOf(text("c", "other"))
+	retry.IdempotencyKey = "k1"
+	if pub, err := q.Publish(ctx, retry); err != nil || !pub.Replayed || pub.Receipts[0].ID != 1 {
+		t.Fatalf("retry of a batch the previous version wrote = %+v, %v; want a replay of id 1", pub, err)
+	}
+	retry = batchOf(text("c", "1"), text("c", "2"))
+	retry.IdempotencyKey = "k1"
+	if _, err := q.Publish(ctx, retry); !errors.Is(err, message.ErrIdempotencyConflict) {
+		t.Fatalf("retry with another count of a batch the previous version wrote = %v; want ErrIdempotencyConflict", err)
+	}
+	// A record of this version keeps its digest where the previous
+	// version reads the epoch, which it does not use: the previous
+	// version replays it by count and refuses another count, as it did.
+	first := batchOf(text("d", "new"))
+	first.IdempotencyKey = "k2"
+	pub, err := q.Publish(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = oldIdempotent("d", "k2", `"new"`).Slice()
+	if err != nil || len(res) != 4 || res[1] != int64(pub.Receipts[0].ID) || res[2] != int64(1) {
+		t.Fatalf("the previous enqueue.lua retrying a batch of this version = %v, %v; want a replay of id %d", res, err, pub.Receipts[0].ID)
+	}
+	if err := oldIdempotent("d", "k2", `"1"`, `"2"`).Err(); !redis.HasErrorPrefix(err, "IDEMCONFLICT") {
+		t.Fatalf("the previous enqueue.lua retrying with another count = %v; want IDEMCONFLICT", err)
+	}
+	if page, _ := q.Read(ctx, "d", message.Cursor{}, 10); fmt.Sprint(ids(page)) != "[1]" {
+		t.Fatalf("queue after the retries of the previous version = %v; want [1]", ids(page))
 	}
 }
 
