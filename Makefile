@@ -23,7 +23,7 @@ DIST            ?= dist
 
 export COMETBOX_TEST_STRICT
 
-.PHONY: test check test-go test-storm test-fuzz test-php test-web test-release cross release build image image-multiarch bench bench-go bench-profile run clean
+.PHONY: test check test-go test-storm test-fuzz test-php test-php-ext bench-php test-web test-release cross release build image image-multiarch bench bench-go bench-profile run clean
 
 test: check test-go test-storm test-fuzz test-php test-web test-release
 	@echo "make test: all suites passed"
@@ -53,13 +53,35 @@ test-fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseRePoll ./pkg/httpapi
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzConnections ./pkg/httpapi
 
-## test-php: the PHP client's unit and acceptance suites (php-client/)
-test-php: build
+# The PHP extension (php-client/ext/), as php-client/ext/test.sh builds it.
+PHP_EXT_SO := $(CURDIR)/php-client/ext/modules/cometbox.so
+
+## test-php: the PHP client's unit and acceptance suites (php-client/), twice:
+## without the cometbox extension, then with it loaded (after test-php-ext built it)
+test-php: build test-php-ext
 	@if ! command -v phpunit >/dev/null 2>&1 || ! command -v php >/dev/null 2>&1; then \
 	  if [ "$$COMETBOX_TEST_STRICT" = 1 ]; then echo "strict mode: php or phpunit missing"; exit 1; fi; \
 	  echo "SKIP test-php: php/phpunit not installed (set COMETBOX_TEST_STRICT=1 to fail instead)"; exit 0; fi; \
 	if [ ! -f php-client/phpunit.xml.dist ]; then echo "SKIP test-php: no php-client suite yet"; exit 0; fi; \
-	cd php-client && COMETBOX_BIN=$(CURDIR)/bin/cometbox phpunit
+	cd php-client && export COMETBOX_BIN=$(CURDIR)/bin/cometbox COMETBOX_EXT=$(PHP_EXT_SO); \
+	echo "test-php: without the cometbox extension"; phpunit || exit 1; \
+	if [ ! -f $(PHP_EXT_SO) ]; then \
+	  if [ "$$COMETBOX_TEST_STRICT" = 1 ]; then echo "strict mode: no $(PHP_EXT_SO)"; exit 1; fi; \
+	  echo "SKIP test-php with the extension: it was not built (see test-php-ext)"; exit 0; fi; \
+	echo "test-php: with the cometbox extension"; \
+	COMETBOX_EXPECT_EXT=1 php -d extension=$(PHP_EXT_SO) "$$(command -v phpunit)"
+
+## test-php-ext: the PHP extension (php-client/ext/): phpize build with -Werror, its .phpt
+## suite, the same under valgrind, and its HTTP reader's property test under ASan/UBSan
+test-php-ext:
+	@php-client/ext/test.sh
+
+## bench-php: the PHP class (curl) against the extension through a real php-fpm pool,
+## opcache on (php-client/bench/fpm.php; the numbers in php-client/README.md); a minute
+## or two; not part of make test. BENCH_PHP_FLAGS="--workers=2 --requests=10000"
+bench-php: build
+	@php-client/ext/test.sh build
+	cd php-client && COMETBOX_BIN=$(CURDIR)/bin/cometbox php bench/fpm.php --ext=$(PHP_EXT_SO) $(BENCH_PHP_FLAGS)
 
 ## test-web: the browser client (web/): unit tests under node, then Chromium and Firefox ESR against real nodes
 test-web: build

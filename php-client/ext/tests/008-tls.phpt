@@ -23,14 +23,14 @@ $node = FakeNode::start([
     ['answer' => FakeNode::ok('three')],
 ], $pem);
 $before = Cometbox\Native\stats();
-show(fn () => Cometbox\Native\request('POST', $node->url . '/publish', ['Idempotency-Key' => 'a'], 'x', 10.0));
-show(fn () => Cometbox\Native\request('POST', $node->url . '/publish', ['Idempotency-Key' => 'b'], 'x', 10.0));
+show(fn () => Cometbox\Native\request('POST', $node->url . '/publish', ['Idempotency-Key' => 'a'], 'x', 10.0, 10.0));
+show(fn () => Cometbox\Native\request('POST', $node->url . '/publish', ['Idempotency-Key' => 'b'], 'x', 10.0, 10.0));
 usleep(100000);
-show(fn () => Cometbox\Native\request('POST', $node->url . '/publish', ['Idempotency-Key' => 'c'], 'x', 10.0));
+show(fn () => Cometbox\Native\request('POST', $node->url . '/publish', ['Idempotency-Key' => 'c'], 'x', 10.0, 10.0));
 print_r(delta($before));
 // The certificate names localhost, not 127.0.0.1: refused.
 $ip = str_replace('localhost', '127.0.0.1', $node->url);
-show(fn () => Cometbox\Native\request('POST', $ip . '/publish', [], 'x', 10.0));
+show(fn () => Cometbox\Native\request('POST', $ip . '/publish', [], 'x', 10.0, 10.0));
 echo count($node->requests()), " requests reached the node\n";
 $node->stop();
 Cometbox\Native\close_all();

@@ -90,6 +90,15 @@ final class ConstructionTest extends TestCase
         Transports::named('native');
     }
 
+    /**
+     * make test-php runs the suite twice and sets COMETBOX_EXPECT_EXT=1 for
+     * the run with the extension: that run must really have it.
+     */
+    public function testTheRunWithTheExtensionHasIt(): void
+    {
+        self::assertTrue(getenv('COMETBOX_EXPECT_EXT') !== '1' || NativeTransport::isAvailable(), 'COMETBOX_EXPECT_EXT=1, but the cometbox extension is not loaded');
+    }
+
     /** @return class-string */
     private static function best(): string
     {

@@ -66,6 +66,12 @@ final class Node
         $this->process->stop();
     }
 
+    /** Kills the node (SIGKILL): its connections end without an answer. */
+    public function kill(): void
+    {
+        $this->process->kill();
+    }
+
     private function waitUntilReady(): void
     {
         $deadline = microtime(true) + 15;

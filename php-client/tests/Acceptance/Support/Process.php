@@ -139,6 +139,20 @@ final class Process
         return $this->exitCode ?? -1;
     }
 
+    /** Kills the process at once (SIGKILL), as a crash would, and waits for it. */
+    public function kill(): void
+    {
+        if (!isset(self::$running[$this->pid])) {
+            return;
+        }
+        unset(self::$running[$this->pid]);
+        proc_terminate($this->handle, 9);
+        while ($this->isRunning()) {
+            usleep(10000);
+        }
+        proc_close($this->handle);
+    }
+
     /** Stops every process still running: the safety net at exit. */
     public static function stopAll(): void
     {
