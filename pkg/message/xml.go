@@ -9,6 +9,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // ParseXML reads a publish body in the XML format:
@@ -26,9 +27,10 @@ import (
 //
 // Hostile input is refused rather than interpreted: DOCTYPE and other
 // directives (so no entity expansion), processing instructions other than
-// the XML declaration, encodings other than UTF-8, invalid UTF-8, characters
-// XML forbids, repeated attributes, elements inside <message>, anything
-// after the root.
+// the XML declaration, a declaration that is not well formed or not at the
+// start, encodings other than UTF-8, invalid UTF-8, characters XML forbids
+// (surrogate references included), repeated attributes, elements inside
+// <message>, anything after the root.
 //
 // Bodies up to 128 KiB are read whole and, when they have the common
 // shape (see parseXMLFast), parsed in one pass without encoding/xml;
@@ -139,7 +141,7 @@ func (p *xmlParser) parse() (Batch, error) {
 // prolog skips the XML declaration, comments and white space, and returns
 // the root element.
 func (p *xmlParser) prolog() (xml.StartElement, error) {
-	for {
+	for first := true; ; first = false {
 		tok, err := p.token()
 		if err == io.EOF {
 			return xml.StartElement{}, fmt.Errorf("empty document: %w", ErrMalformed)
@@ -150,6 +152,17 @@ func (p *xmlParser) prolog() (xml.StartElement, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			return t, nil
+		case xml.ProcInst:
+			if first && t.Target == "xml" {
+				if !wellFormedDeclaration(string(t.Inst)) {
+					return xml.StartElement{}, fmt.Errorf("line %d: XML declaration <?xml %s?> is not well formed: want version=\"1.0\", then encoding and standalone if any, each once: %w",
+						p.line(), quoteDeclaration(t.Inst), ErrMalformed)
+				}
+				continue
+			}
+			if err := p.ignorable(tok); err != nil {
+				return xml.StartElement{}, err
+			}
 		case xml.CharData:
 			if !isSpace(t) {
 				return xml.StartElement{}, fmt.Errorf("line %d: text before the root element: %w", p.line(), ErrInvalid)
@@ -182,15 +195,15 @@ func (p *xmlParser) epilog() error {
 	}
 }
 
-// ignorable accepts comments and the XML declaration, refuses other
-// directives and processing instructions.
+// ignorable accepts comments, refuses directives and processing
+// instructions (prolog takes the XML declaration at the start).
 func (p *xmlParser) ignorable(tok xml.Token) error {
 	switch t := tok.(type) {
 	case xml.Comment:
 		return nil
 	case xml.ProcInst:
 		if t.Target == "xml" {
-			return nil // the decoder itself refuses encodings other than UTF-8
+			return fmt.Errorf("line %d: XML declaration only at the start of the document: %w", p.line(), ErrMalformed)
 		}
 		return fmt.Errorf("line %d: processing instruction <?%s?> not allowed: %w", p.line(), t.Target, ErrInvalid)
 	case xml.Directive:
@@ -198,6 +211,72 @@ func (p *xmlParser) ignorable(tok xml.Token) error {
 			p.line(), firstWord(t), ErrInvalid)
 	}
 	return fmt.Errorf("line %d: unexpected %T: %w", p.line(), tok, ErrInvalid)
+}
+
+// wellFormedDeclaration reports whether inst, what follows "<?xml" in an
+// XML declaration, is version="1.0", then encoding and standalone if
+// any, each once and in that order, as XML requires. encoding/xml reads
+// the first version and encoding it finds anywhere in it, so that
+// <?xml version="1.0" encoding="UTF-8" encoding="ISO-8859-1"?> passed as
+// UTF-8 while other parsers refuse it or read Latin-1. The decoder
+// itself refuses versions and encodings it cannot read.
+func wellFormedDeclaration(inst string) bool {
+	names := [...]string{"version", "encoding", "standalone"}
+	next := 0 // names[next:] may still follow
+	for {
+		rest := strings.TrimLeft(inst, " \t\r\n")
+		if rest == "" {
+			return next > 0
+		}
+		if next > 0 && len(rest) == len(inst) {
+			return false // no white space before a name
+		}
+		name, value, ok := strings.Cut(rest, "=")
+		name = strings.TrimRight(name, " \t\r\n")
+		value = strings.TrimLeft(value, " \t\r\n")
+		if !ok || value == "" || value[0] != '"' && value[0] != '\'' {
+			return false
+		}
+		end := strings.IndexByte(value[1:], value[0])
+		if end < 0 {
+			return false
+		}
+		value, inst = value[1:1+end], value[2+end:]
+		i := next
+		for i < len(names) && names[i] != name {
+			i++
+		}
+		if i == len(names) || next == 0 && i != 0 {
+			return false
+		}
+		next = i + 1
+		switch name {
+		case "version":
+			ok = value == "1.0"
+		case "encoding":
+			ok = strings.EqualFold(value, "utf-8")
+		case "standalone":
+			ok = value == "yes" || value == "no"
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// quoteDeclaration cuts an XML declaration's content to a readable length
+// for an error message.
+func quoteDeclaration(inst []byte) string {
+	const max = 80
+	s := strings.ToValidUTF8(string(inst), "\uFFFD")
+	if len(s) > max {
+		i := max
+		for !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "…"
+	}
+	return s
 }
 
 // rootAttrs reads the attributes of <messages>. encoding/xml hands over a

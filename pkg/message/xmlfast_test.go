@@ -109,6 +109,7 @@ func FuzzParseXMLFast(f *testing.F) {
 	}
 	f.Add(`<message to="a">&#65;</message>`)
 	f.Add(`<message to="a" to="b">x</message>`)
+	f.Add(`<?xml version="1.0" encoding="UTF-8" encoding="UTF-8"?><message to="a">x</message>`)
 	f.Add(`<messages id="k"><message to="a" type="json">[1,2]</message></messages>`)
 	f.Fuzz(func(t *testing.T, body string) {
 		lim := Limits{MaxMessageBytes: 64, MaxMessages: 5}
