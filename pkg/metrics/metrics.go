@@ -23,6 +23,12 @@ const (
 	OutcomeGone     = "gone"     // the browser went away first
 	OutcomeError    = "error"    // Redis failed
 	OutcomeDrained  = "drained"  // answered [] because the node is draining
+	// OutcomeDisconnected: answered [] because the server API
+	// disconnected the client.
+	OutcomeDisconnected = "disconnected"
+	// OutcomeRefused: refused once subscribed, because a disconnect
+	// revoked the client's token.
+	OutcomeRefused = "refused"
 )
 
 // Metrics holds the node's collectors.
@@ -50,6 +56,14 @@ type Metrics struct {
 	buildInfo         *prometheus.GaugeVec
 	draining          prometheus.Gauge
 	subscribeDuration prometheus.Histogram
+
+	presenceClients  prometheus.Gauge
+	presenceChanges  *prometheus.CounterVec
+	presenceSweeper  prometheus.Gauge
+	webhookRequests  *prometheus.CounterVec
+	webhookDelivered prometheus.Counter
+	webhookDropped   *prometheus.CounterVec
+	webhookDelay     prometheus.Histogram
 }
 
 // New creates the collectors and registers them on reg. It panics if one
@@ -70,7 +84,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"event"}),
 		pollDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cometbox_poll_duration_seconds",
-			Help:    "How long polls were held, by outcome (messages, timeout, gone, error, drained).",
+			Help:    "How long polls were held, by outcome (messages, timeout, gone, error, drained, disconnected, refused).",
 			Buckets: []float64{0.001, 0.01, 0.1, 0.5, 1, 5, 10, 20, 30, 60},
 		}, []string{"outcome"}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{
@@ -147,11 +161,42 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from asking Redis for a wake-up subscription to its confirmation.",
 			Buckets: []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
 		}),
+		presenceClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cometbox_presence_clients",
+			Help: "Clients this node holds a poll or stream of right now, or lets linger after their last one.",
+		}),
+		presenceChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cometbox_presence_changes_total",
+			Help: "Clients that came online or went offline, by change (online, offline), as this node wrote them to Redis.",
+		}, []string{"change"}),
+		presenceSweeper: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cometbox_presence_sweeper",
+			Help: "1 while this node holds the sweeper's lease (it counts out the clients of dead nodes and sends the webhooks), else 0.",
+		}),
+		webhookRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cometbox_webhook_requests_total",
+			Help: "Webhook requests sent, by outcome (ok, refused: a status other than 2xx, failed: no answer).",
+		}, []string{"outcome"}),
+		webhookDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cometbox_webhook_events_delivered_total",
+			Help: "Presence events the webhook receiver accepted.",
+		}),
+		webhookDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cometbox_webhook_events_dropped_total",
+			Help: "Presence events given up on, by reason (too_old: not delivered within the webhook's bound, trimmed: pushed out of Redis's capped stream first).",
+		}, []string{"reason"}),
+		webhookDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cometbox_webhook_delay_seconds",
+			Help:    "Time from a presence change to the webhook receiver's acceptance of its event.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
 	}
 	reg.MustRegister(m.pollsWaiting, m.streamsOpen, m.streamEvents, m.pollDuration, m.published, m.publishReplays,
 		m.delivered, m.deliveryLatency, m.dropped, m.gaps, m.resets, m.redisErrors,
 		m.pubsubReconnects, m.pubsubChannels, m.wakeups, m.channelMoves, m.httpRequests, m.limitRejections,
-		m.limits, m.buildInfo, m.draining, m.subscribeDuration)
+		m.limits, m.buildInfo, m.draining, m.subscribeDuration,
+		m.presenceClients, m.presenceChanges, m.presenceSweeper,
+		m.webhookRequests, m.webhookDelivered, m.webhookDropped, m.webhookDelay)
 	return m
 }
 
@@ -319,5 +364,65 @@ func (m *Metrics) SetBuildInfo(version, redisMode string) {
 func (m *Metrics) SetDraining() {
 	if m != nil {
 		m.draining.Set(1)
+	}
+}
+
+// PresenceClients sets how many clients this node holds or lets linger.
+func (m *Metrics) PresenceClients(n int) {
+	if m != nil {
+		m.presenceClients.Set(float64(n))
+	}
+}
+
+// PresenceChanges counts clients that came online and went offline.
+func (m *Metrics) PresenceChanges(online, offline int64) {
+	if m == nil {
+		return
+	}
+	if online > 0 {
+		m.presenceChanges.WithLabelValues("online").Add(float64(online))
+	}
+	if offline > 0 {
+		m.presenceChanges.WithLabelValues("offline").Add(float64(offline))
+	}
+}
+
+// PresenceSweeper flags whether this node holds the sweeper's lease.
+func (m *Metrics) PresenceSweeper(holds bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if holds {
+		v = 1
+	}
+	m.presenceSweeper.Set(v)
+}
+
+// WebhookRequest counts one webhook request by its outcome: ok, refused
+// or failed.
+func (m *Metrics) WebhookRequest(outcome string) {
+	if m != nil {
+		m.webhookRequests.WithLabelValues(outcome).Inc()
+	}
+}
+
+// WebhookDelivered counts one event the receiver accepted, which
+// happened at at.
+func (m *Metrics) WebhookDelivered(at, now time.Time) {
+	if m == nil {
+		return
+	}
+	m.webhookDelivered.Inc()
+	if d := now.Sub(at); d >= 0 {
+		m.webhookDelay.Observe(d.Seconds())
+	}
+}
+
+// WebhookDropped counts n events given up on for reason: too_old or
+// trimmed.
+func (m *Metrics) WebhookDropped(reason string, n int) {
+	if m != nil && n > 0 {
+		m.webhookDropped.WithLabelValues(reason).Add(float64(n))
 	}
 }

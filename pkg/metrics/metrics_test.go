@@ -84,4 +84,7 @@ func touchAll(m *metrics.Metrics) {
 	m.LimitRejected("polls_per_client")
 	m.SetLimit("polls_per_client", 4)
 	m.SetBuildInfo("test", "embedded")
+	m.PresenceChanges(1, 1)
+	m.WebhookRequest("ok")
+	m.WebhookDropped("too_old", 1)
 }
