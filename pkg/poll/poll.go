@@ -45,6 +45,13 @@ type Queue interface {
 	AckSoon(client string, ack message.Cursor, onReset func())
 }
 
+// Presence is told when a client's polls and streams begin and end on
+// this node; *presence.Presence implements it. Both must return at once.
+type Presence interface {
+	Begin(client string)
+	End(client string)
+}
+
 // Subscribe subscribes to client's wake-ups and returns once they are
 // guaranteed to arrive, or fails after waiting wait for that (when above
 // 0); from then on wake is called after each change to
@@ -65,6 +72,29 @@ var (
 	// this node.
 	ErrTooManyPolls = errors.New("poll: too many polls for this client")
 )
+
+// checkKey is the context key of a check (WithCheck).
+type checkKey struct{}
+
+// WithCheck returns a copy of ctx with which Hold, Poll and Stream call
+// check once the client's wake-up subscription is confirmed, before they
+// read anything; an error from it ends the poll or stream with that
+// error (counted as refused, or as an error when it wraps
+// ErrUnavailable). A check that reads something written together with a wake-up
+// (a disconnect that revokes the client's tokens, package cutoff) then
+// either sees it, or the poll or stream is subscribed in time to be
+// woken by it: nothing slips between the two.
+func WithCheck(ctx context.Context, check func(context.Context) error) context.Context {
+	return context.WithValue(ctx, checkKey{}, check)
+}
+
+// runCheck runs the check ctx carries, if any.
+func runCheck(ctx context.Context) error {
+	if check, ok := ctx.Value(checkKey{}).(func(context.Context) error); ok {
+		return check(ctx)
+	}
+	return nil
+}
 
 // Options tunes a Poller. The zero value is ready to use.
 type Options struct {
@@ -92,6 +122,14 @@ type Options struct {
 	// open with nothing to send. Keep it well under the queue's TTL (the
 	// node uses an eighth of it). Default: 3h.
 	Refresh time.Duration
+	// Presence, when set, is told of every poll and stream as it begins
+	// and ends. Default: none.
+	Presence Presence
+	// Disconnects, when set, recognises the wake-up payload that ends a
+	// client's polls and streams on every node (package cutoff writes
+	// it): a held poll is answered with its empty page, a stream ends.
+	// Default: none.
+	Disconnects func(payload string) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -198,6 +236,14 @@ func (p *Poller) Hold(ctx context.Context, client string, since message.Cursor, 
 		h.Finish(metrics.OutcomeError)
 		return Result{Outcome: metrics.OutcomeError}, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if err := runCheck(ctx); err != nil {
+		outcome := metrics.OutcomeRefused
+		if errors.Is(err, ErrUnavailable) {
+			outcome = metrics.OutcomeError
+		}
+		h.Finish(outcome)
+		return Result{Outcome: outcome}, nil, err
+	}
 
 	var res Result
 	if p.caughtUp(latest, since) {
@@ -276,9 +322,15 @@ func (h *Held) Recheck(ctx context.Context) (res Result, settled bool, err error
 // FromWake answers the poll from a wake-up's payload, when it carries the
 // messages that follow the poll's cursor: one Redis round trip saved.
 // Otherwise ok is false and the caller must Recheck.
+//
+// A disconnect (Options.Disconnects) answers the poll with its empty
+// page.
 func (h *Held) FromWake(payload string) (res Result, ok bool) {
 	if payload == "" {
 		return Result{}, false
+	}
+	if h.p.disconnects(payload) {
+		return h.Empty(metrics.OutcomeDisconnected), true
 	}
 	page, ok := h.p.q.DecodeWake(payload, h.since, h.p.opts.Limit)
 	if !ok {
@@ -419,8 +471,8 @@ func signal(c chan struct{}) {
 }
 
 // Stream feeds one long-lived stream (server-sent events) of client from
-// since, until ctx ends or the node drains (both return nil) or emit or
-// Redis fails.
+// since, until ctx ends, the node drains or the client is disconnected
+// (these return nil) or emit or Redis fails.
 //
 // emit is called first with the stream's opening page, settled or not;
 // then with every settled page (messages, a gap or a reset) as soon as it
@@ -438,8 +490,14 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 	defer release()
 	defer p.m.StreamOpened()()
 
-	woken := make(chan struct{}, 1)
-	stop, _, err := p.subscribe(ctx, client, p.opts.SubscribeTimeout, func(string) { signal(woken) })
+	woken, kicked := make(chan struct{}, 1), make(chan struct{}, 1)
+	stop, _, err := p.subscribe(ctx, client, p.opts.SubscribeTimeout, func(payload string) {
+		if p.disconnects(payload) {
+			signal(kicked)
+		} else {
+			signal(woken)
+		}
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -448,6 +506,9 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer stop()
+	if err := runCheck(ctx); err != nil {
+		return err
+	}
 
 	ack, after := since, since.ID
 	tick := time.NewTicker(heartbeat)
@@ -512,6 +573,8 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 				}
 			case <-ctx.Done():
 				return nil
+			case <-kicked: // disconnected: the browser reconnects, and is checked again
+				return nil
 			case <-drain:
 				drain = nil
 				drainTimer = time.After(time.Until(p.drainMoment()))
@@ -522,7 +585,8 @@ func (p *Poller) Stream(ctx context.Context, client string, since message.Cursor
 	}
 }
 
-// admit applies the node's and the client's poll limits.
+// admit applies the node's and the client's poll limits, and tells
+// Options.Presence of the poll or stream; release undoes both.
 func (p *Poller) admit(client string) (release func(), err error) {
 	if max := p.opts.MaxHeld; max > 0 && p.held.Load() >= int64(max) {
 		p.m.LimitRejected("polls_per_node")
@@ -537,6 +601,9 @@ func (p *Poller) admit(client string) (release func(), err error) {
 	p.perClient[client]++
 	p.mu.Unlock()
 	p.held.Add(1)
+	if p.opts.Presence != nil {
+		p.opts.Presence.Begin(client)
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -546,8 +613,16 @@ func (p *Poller) admit(client string) (release func(), err error) {
 				delete(p.perClient, client)
 			}
 			p.mu.Unlock()
+			if p.opts.Presence != nil {
+				p.opts.Presence.End(client)
+			}
 		})
 	}, nil
+}
+
+// disconnects reports whether a wake-up's payload is a disconnect.
+func (p *Poller) disconnects(payload string) bool {
+	return payload != "" && p.opts.Disconnects != nil && p.opts.Disconnects(payload)
 }
 
 // Held returns how many polls and streams are being answered right now.
