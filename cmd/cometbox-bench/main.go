@@ -8,6 +8,12 @@
 //	cometbox-bench run -target cometbox -url http://127.0.0.1:8080 -subs 10000 \
 //	    -pid node=1234 -pid redis=1200 -redis 127.0.0.1:6379 -json out.json
 //	cometbox-bench compare -md table.md -svg latency.svg results/*.json
+//	cometbox-bench roll -node-bin bin/cometbox -subs 2000 -rate 300 -rounds 2 -kills 1
+//
+// roll runs the docker-compose topology as processes (redis-server,
+// nodes, HAProxy on deployments/haproxy/haproxy.cfg), restarts its nodes
+// one at a time under load, and reports each restart's lost, duplicated
+// and empty answers and latency (docs/guarantees.md, "Rolling restarts").
 //
 // It targets loopback addresses only, and every loop is bounded in count
 // and time. See docs/performance.md for the method.
@@ -34,7 +40,8 @@ import (
 
 const usage = `usage: cometbox-bench run [flags]       run one benchmark against running servers
        cometbox-bench compare [flags] FILE.json...   median table, ratios and chart from runs
-Run "cometbox-bench run -h" or "cometbox-bench compare -h" for flags.
+       cometbox-bench roll [flags]      nodes behind HAProxy under load, restarted one at a time
+Run "cometbox-bench run -h", "cometbox-bench compare -h" or "cometbox-bench roll -h" for flags.
 `
 
 func main() {
@@ -48,6 +55,8 @@ func main() {
 		err = runCmd(os.Args[2:], os.Stdout, os.Stderr)
 	case "compare":
 		err = compareCmd(os.Args[2:], os.Stdout)
+	case "roll":
+		err = rollCmd(os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

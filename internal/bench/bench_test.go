@@ -279,3 +279,59 @@ func TestTrackerLossy(t *testing.T) {
 		t.Fatalf("Lossy() = %d, %d; want 71, 90", first, maxRecv)
 	}
 }
+
+func TestTrackerForEach(t *testing.T) {
+	var tr Tracker
+	for _, seq := range []uint64{1, 2, 64, 65, 130} {
+		tr.Acked(seq)
+	}
+	for _, seq := range []uint64{2, 65, 200} {
+		tr.Received(seq)
+	}
+	var got []string
+	tr.ForEach(func(seq uint64, acked, received bool) {
+		got = append(got, fmt.Sprintf("%d:%v:%v", seq, acked, received))
+	})
+	want := "[1:true:false 2:true:true 64:true:false 65:true:true 130:true:false 200:false:true]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("ForEach = %v; want %v", got, want)
+	}
+}
+
+// TestWindows feeds a Runner's Timeline and trackers by hand: two
+// subscribers, four messages in two windows, one lost, one duplicated,
+// and three empty answers (a timeout, an instant one, a drained one).
+func TestWindows(t *testing.T) {
+	tl := &Timeline{}
+	r, err := NewRunner(GenConfig{Target: &Cometbox{}, URLs: []string{"http://127.0.0.1:1"}, Subscribers: 2, Timeline: tl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) int64 { return t0.Add(time.Duration(ms) * time.Millisecond).UnixNano() }
+	// Message g goes to subscriber g%2 with sequence g/2+1.
+	for g, ms := range []int{100, 200, 1100, 1200} {
+		tl.noteSent(uint64(g), 1, at(ms))
+		r.subs[g%2].tr.Acked(uint64(g/2 + 1))
+	}
+	for _, g := range []int{0, 1, 2} { // message 3 (sub 1, seq 2) lost
+		r.subs[g%2].tr.Received(uint64(g/2 + 1))
+		tl.noteDelivered(tl.sentAt(uint64(g)), tl.sentAt(uint64(g))+int64(time.Duration(g+1)*time.Millisecond))
+	}
+	tl.noteDup(at(1100)) // message 2 again
+	tl.noteEmpty(at(500), int64(25*time.Second))
+	tl.noteEmpty(at(1500), int64(10*time.Millisecond))
+	tl.noteEmpty(at(1600), int64(3*time.Second))
+	ws := r.Windows([][2]time.Time{{t0, t0.Add(time.Second)}, {t0.Add(time.Second), t0.Add(2 * time.Second)}},
+		WindowOptions{TimeoutAfter: 19 * time.Second})
+	type sums struct{ pub, dlv, lost, dup, empty, timeouts, instant uint64 }
+	for i, want := range []sums{{2, 2, 0, 0, 1, 1, 0}, {2, 1, 1, 1, 2, 0, 1}} {
+		w := ws[i]
+		if got := (sums{w.Published, w.Delivered, w.Lost, w.Duplicated, w.Empty, w.Timeouts, w.Instant}); got != want {
+			t.Errorf("window %d = %+v; want %+v", i, got, want)
+		}
+	}
+	if p := ws[0].Latency; p.Count != 2 || p.P50 != 2 || p.Max != 2 {
+		t.Errorf("window 0 latency %+v; want 2 samples, 1 and 2 ms", p)
+	}
+}

@@ -4,8 +4,11 @@
 // (Runner), adapters for cometbox's and Nchan's protocols (Target), exact
 // loss and duplicate accounting (Tracker), an HDR-like latency histogram,
 // readings of the servers' memory, CPU and Redis commands, an orchestrator
-// that drives one or several generator processes in lock step (Run), and
-// the comparison table and chart (Compare).
+// that drives one or several generator processes in lock step (Run), the
+// comparison table and chart (Compare), and the rolling-restart mode: the
+// docker-compose topology as processes (Topology) whose nodes are
+// restarted one at a time under load (Roll), each restart's window read
+// from a Timeline of the run.
 //
 // It talks to loopback addresses only. A Runner and everything it starts
 // stop by its MaxRun deadline or Close; its methods other than Live are

@@ -53,6 +53,9 @@ type GenConfig struct {
 	Drain time.Duration
 	// MaxRun bounds the whole run; every loop stops by then. Default 30m.
 	MaxRun time.Duration
+	// Timeline, when set, records when each message was sent and
+	// delivered and when empty answers came (see Runner.Windows).
+	Timeline *Timeline
 }
 
 // Runner is the load generator: it holds the subscribers and runs the
@@ -251,8 +254,13 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 	defer signal()
 	backoff := 50 * time.Millisecond
 	want := r.cfg.Target.PollHeaders()
+	tl := r.cfg.Timeline
 	var c *Conn
+	var sentAt int64 // of the poll, with a Timeline
 	for r.ctx.Err() == nil {
+		if tl != nil {
+			sentAt = time.Now().UnixNano()
+		}
 		if c == nil {
 			r.dialSem <- struct{}{}
 			var err error
@@ -317,10 +325,16 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 			}
 			if s.tr.Received(p.Seq) {
 				r.dups.Add(1)
+				if tl != nil {
+					tl.noteDup(p.SentNanos)
+				}
 				return
 			}
 			r.delivered.Add(1)
 			h.Record(time.Duration(now - p.SentNanos))
+			if tl != nil {
+				tl.noteDelivered(p.SentNanos, now)
+			}
 		})
 		switch {
 		case herr != nil:
@@ -334,6 +348,9 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 			r.noteErr("poll", fmt.Errorf("%d payloads in an answer of %d messages", n, out.Messages))
 		case n == 0:
 			r.empty.Add(1)
+			if tl != nil {
+				tl.noteEmpty(now, now-sentAt)
+			}
 		}
 		if resp.Close {
 			r.reconnects.Add(1)
@@ -495,6 +512,9 @@ func (r *Runner) pubLoop(j int, ph Phase, start, end time.Time) {
 		}
 		base := r.nextMsg.Add(b) - b
 		sent := time.Now().UnixNano()
+		if r.cfg.Timeline != nil {
+			r.cfg.Timeline.noteSent(base, b, sent)
+		}
 		payloads = payloads[:0]
 		for m := range b {
 			g := base + m

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
 )
 
@@ -100,4 +101,25 @@ func (t *Tracker) Counts() (lost, extra, dups uint64) {
 		extra += uint64(bits.OnesCount64(r &^ a))
 	}
 	return lost, extra, t.dups
+}
+
+// ForEach calls fn for every sequence number acknowledged or received,
+// in order.
+func (t *Tracker) ForEach(fn func(seq uint64, acked, received bool)) {
+	t.mu.Lock()
+	acked, received := slices.Clone(t.acked), slices.Clone(t.received)
+	t.mu.Unlock()
+	for i := range max(len(acked), len(received)) {
+		var a, r uint64
+		if i < len(acked) {
+			a = acked[i]
+		}
+		if i < len(received) {
+			r = received[i]
+		}
+		for w := a | r; w != 0; w &= w - 1 {
+			b := bits.TrailingZeros64(w)
+			fn(uint64(i)*64+uint64(b)+1, a&(1<<b) != 0, r&(1<<b) != 0)
+		}
+	}
 }
