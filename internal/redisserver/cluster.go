@@ -68,6 +68,7 @@ func StartReplicated(t testing.TB, opts ClusterOptions) *Cluster {
 	for range opts.Masters * (1 + opts.Replicas) {
 		s := Start(t, Options{AOF: true, Args: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(FreePort(t)), // not port+10000, which may be taken or past 65535
 			"--cluster-node-timeout", strconv.FormatInt(opts.NodeTimeout.Milliseconds(), 10),
 			"--cluster-require-full-coverage", coverage,
 			// A master that loses its last slot keeps its replica.

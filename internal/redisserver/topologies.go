@@ -24,6 +24,7 @@ func StartCluster(t testing.TB, n int) []*Server {
 	for range n {
 		s := Start(t, Options{AOF: true, Args: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-port", strconv.Itoa(FreePort(t)), // not port+10000, which may be taken or past 65535
 			"--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
 		}})
 		nodes = append(nodes, s)
