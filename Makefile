@@ -49,6 +49,7 @@ test-fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseXML ./pkg/message
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseXMLFast ./pkg/message
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseCursor ./pkg/message
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseJSON ./pkg/message
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzPublish ./pkg/httpapi
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzParseRePoll ./pkg/httpapi
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh FuzzConnections ./pkg/httpapi

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,30 +30,19 @@ func (h *Handler) demoClient(client string) error {
 }
 
 // demoPublish handles POST /demo/publish, which exists only in demo mode:
-// the demo page publishes {"to": ID, "data": ...} without the secret.
-// Only same-origin pages may use it.
+// the demo page publishes one message in the JSON publish format without
+// the secret. Only same-origin pages may use it.
 func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
 		h.writeError(w, r, jsonFormat, errCrossOrigin)
 		return
 	}
-	var in struct {
-		To   string          `json:"to"`
-		Data json.RawMessage `json:"data"`
+	batch, err := message.ParseJSON(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), h.cfg.Limits)
+	if err == nil && len(batch.Messages) != 1 {
+		err = fmt.Errorf("%d messages: the demo publishes one at a time: %w", len(batch.Messages), message.ErrInvalid)
 	}
-	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&in)
-	if err != nil {
-		err = fmt.Errorf("want {\"to\": CLIENT, \"data\": JSON}: %v: %w", err, message.ErrMalformed)
-	} else {
-		err = h.demoClient(in.To)
-	}
-	var batch message.Batch
 	if err == nil {
-		raw, _ := json.Marshal(map[string]any{"messages": []any{map[string]any{"to": in.To, "data": in.Data}}})
-		batch, err = message.ParseJSON(bytes.NewReader(raw), h.cfg.Limits)
+		err = h.demoClient(batch.Messages[0].To)
 	}
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)

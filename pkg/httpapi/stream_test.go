@@ -236,14 +236,14 @@ func TestAssetsAndDemo(t *testing.T) {
 	}
 	// This node has both secrets: the demo serves its own clients only.
 	const d = httpapi.DemoClientPrefix + "d"
-	pub := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"`+d+`","data":{"a":1}}`))
+	pub := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"messages":[{"to":"`+d+`","data":{"a":1}}]}`))
 	if rec := on.do(pub); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"id":1`) {
 		t.Errorf("demo publish = %d %s", rec.Code, rec.Body)
 	}
 	if rec := on.do(pollReq(d, "")); rec.Body.String() != `[{"id":1,"data":{"a":1}}]` {
 		t.Errorf("poll after demo publish = %s", rec.Body)
 	}
-	cross := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"`+d+`","data":1}`))
+	cross := httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"messages":[{"to":"`+d+`","data":1}]}`))
 	cross.Header.Set("Origin", "https://evil.example")
 	if rec := on.do(cross); rec.Code != 403 {
 		t.Errorf("cross-origin demo publish = %d; want 403", rec.Code)
@@ -253,7 +253,7 @@ func TestAssetsAndDemo(t *testing.T) {
 		t.Errorf("demo token = %d %s", rec.Code, rec.Body)
 	}
 	// Any other client keeps what the secrets close.
-	pub = httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"alice","data":1}`))
+	pub = httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"messages":[{"to":"alice","data":1}]}`))
 	if rec := on.do(pub); rec.Code != 403 || errorCode(t, rec) != "demo_client" {
 		t.Errorf("demo publish to alice on a node with secrets = %d %s; want 403 demo_client", rec.Code, rec.Body)
 	}
@@ -263,11 +263,23 @@ func TestAssetsAndDemo(t *testing.T) {
 	}
 
 	// An open node's demo serves any client.
-	open := httpapi.Config{Assets: files, Demo: true}
+	open := httpapi.Config{Assets: files, Demo: true, MaxBodyBytes: 4096}
 	openNode := newNode(t, open, poll.Options{})
-	pub = httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"to":"alice","data":1}`))
+	pub = httptest.NewRequest("POST", "/demo/publish", strings.NewReader(`{"messages":[{"to":"alice","data":1}]}`))
 	if rec := openNode.do(pub); rec.Code != 200 {
 		t.Errorf("demo publish to alice on an open node = %d %s; want 200", rec.Code, rec.Body)
+	}
+	// The demo route reads bodies as /publish does: keys exact and once,
+	// an oversized body 413, one message at a time.
+	for body, want := range map[string]int{
+		`{"messages":[{"TO":"alice","data":1}]}`:                               400,
+		`{"messages":[{"to":"bob","to":"alice","data":1}]}`:                    400,
+		`{"messages":[{"to":"a","data":1},{"to":"b","data":2}]}`:               400,
+		`{"messages":[{"to":"a","data":"` + strings.Repeat("x", 5000) + `"}]}`: 413,
+	} {
+		if rec := openNode.do(httptest.NewRequest("POST", "/demo/publish", strings.NewReader(body))); rec.Code != want {
+			t.Errorf("demo publish %.60s = %d %s; want %d", body, rec.Code, rec.Body, want)
+		}
 	}
 }
 

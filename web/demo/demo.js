@@ -152,7 +152,7 @@
     fetch("/demo/publish", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ to: $("to").value.trim(), data: data })
+      body: JSON.stringify({ messages: [{ to: $("to").value.trim(), data: data }] })
     }).then(function (r) {
       return r.json().then(function (j) {
         if (!r.ok) {
