@@ -1,12 +1,19 @@
 package main_test
 
 // Nodes on a Redis Cluster that changes under them, as an operator
-// changes one.
+// changes one: slots resharded with redis-cli, a master failed over to
+// its replica by hand, a master killed for the cluster to replace. After
+// each: nothing acknowledged lost or delivered twice, every node ready,
+// and a slot move costs a resubscription per channel that moved.
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +50,146 @@ func clientsIn(prefix string, n int, in func(slot int) bool) []string {
 		}
 	}
 	return out
+}
+
+// readiness returns "" when the node's /readyz answers 200, else why not.
+func readiness(nd *nodeproc.Node) string {
+	resp, err := http.Get(nd.URL + "/readyz")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return ""
+}
+
+// allReady returns "" when every node is ready, else the first reason.
+func (w *world) allReady() string {
+	for _, nd := range w.nodes {
+		if why := readiness(nd); why != "" {
+			return nd.Name + ": " + why
+		}
+	}
+	return ""
+}
+
+// waitAllReady waits until every node is ready, failing after d with the
+// reason one is not.
+func (w *world) waitAllReady(d time.Duration, after string) time.Duration {
+	w.t.Helper()
+	start := time.Now()
+	for {
+		why := w.allReady()
+		if why == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > d {
+			w.t.Fatalf("a node not ready %v %s: %s", d, after, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stayReady checks that every node stays ready for d.
+func (w *world) stayReady(d time.Duration) {
+	w.t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if why := w.allReady(); why != "" {
+			w.t.Fatalf("a node turned unready: %s", why)
+		}
+	}
+}
+
+// sum adds metric over the nodes.
+func (w *world) sum(name string) float64 {
+	total := 0.0
+	for _, nd := range w.nodes {
+		total += metric(w.t, nd, name)
+	}
+	return total
+}
+
+// TestClusterFailoverKeepsNodesReady promotes a replica by hand (CLUSTER
+// FAILOVER) under traffic: the demoted master's pub/sub connection is
+// dropped and every node is ready again within a few probe intervals,
+// and stays so.
+func TestClusterFailoverKeepsNodesReady(t *testing.T) {
+	c := redisserver.StartReplicated(t, redisserver.ClusterOptions{})
+	w := clusterWorld(t, c, 2, clientsIn("f", 60, func(int) bool { return true }), "-poll-timeout", "5s")
+	ctx := context.Background()
+	stopPages := w.follow(ctx, 15*time.Second)
+	defer stopPages()
+	stopPub := w.publishLoop(ctx, 100)
+	defer stopPub()
+	waitFor(t, 10*time.Second, "wake-up subscriptions of both nodes on every master", func() bool {
+		for _, m := range c.Masters() {
+			list, _ := m.Do("CLIENT", "LIST", "TYPE", "pubsub")
+			if strings.Count(list, "name=cometbox:node") < 2 {
+				return false
+			}
+		}
+		return true
+	})
+
+	old := c.Masters()[0]
+	promoted := c.ReplicaOf(old)
+	c.Failover(promoted)
+	took := w.waitAllReady(5*time.Second, "after the failover")
+	t.Logf("failover %s -> %s: every node ready %v after the cluster agreed", old.Addr, promoted.Addr, took.Round(time.Millisecond))
+	w.stayReady(3 * time.Second)
+	stopPub()
+	w.settle(20 * time.Second)
+}
+
+// TestClusterReshardMovesOnlyMovedChannels reshards 500 slots while 300
+// polls are held: the nodes subscribe again only the channels whose slot
+// moved, once each, and wake only their polls; every client still gets
+// its messages.
+func TestClusterReshardMovesOnlyMovedChannels(t *testing.T) {
+	c := redisserver.StartReplicated(t, redisserver.ClusterOptions{Replicas: -1})
+	from, to := c.Masters()[0], c.Masters()[1]
+	owners := c.Owners()
+	lowest := slices.Index(owners, from) // redis-cli moves a master's lowest slots first
+	clients := clientsIn("r", 100, func(s int) bool { return s >= lowest && s < lowest+500 && owners[s] == from })
+	clients = append(clients, clientsIn("k", 200, func(s int) bool { return s < lowest || s >= lowest+500 })...)
+	w := clusterWorld(t, c, 2, clients, "-poll-timeout", "30s")
+	ctx := context.Background()
+	stopPages := w.follow(ctx, 40*time.Second)
+	defer stopPages()
+	waitFor(t, 15*time.Second, "every poll held", func() bool { return w.heldPolls() == float64(len(clients)) })
+
+	movesBefore := w.sum("cometbox_pubsub_channel_moves_total")
+	subsBefore := w.sum("cometbox_pubsub_subscribe_duration_seconds_count")
+	c.Reshard(from, to, 500)
+	after := c.Owners()
+	moved := 0
+	for _, client := range clients {
+		if s := redisserver.Slot(client); after[s] != owners[s] {
+			moved++
+		}
+	}
+	if moved < 50 {
+		t.Fatalf("only %d of the clients' slots moved; the test needs more", moved)
+	}
+	waitFor(t, 10*time.Second, "the moved channels followed", func() bool {
+		return w.sum("cometbox_pubsub_channel_moves_total")-movesBefore >= float64(moved)
+	})
+	// Give a storm, if any, time to show.
+	time.Sleep(time.Second)
+	moves := w.sum("cometbox_pubsub_channel_moves_total") - movesBefore
+	subs := w.sum("cometbox_pubsub_subscribe_duration_seconds_count") - subsBefore
+	t.Logf("reshard of 500 slots: %d of %d held channels moved; nodes counted %.0f moves, %.0f new subscriptions", moved, len(clients), moves, subs)
+	if moves > float64(moved)+5 || subs > float64(moved)+10 {
+		t.Errorf("moves %.0f, subscriptions %.0f for %d moved channels; want about one each", moves, subs, moved)
+	}
+
+	for _, p := range w.pages {
+		w.publishTo(ctx, w.nodes[0].URL, p.Client)
+	}
+	w.settle(20 * time.Second)
 }
 
 // TestClusterTryAgainRetried publishes to and polls clients whose slot is

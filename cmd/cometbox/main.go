@@ -131,14 +131,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		ProbePrefix: cfg.KeyPrefix + "probe:", ProbeInterval: cfg.ProbeInterval, ProbeTimeout: cfg.ProbeTimeout,
 	}
 	if cc := rdb.cluster; cc != nil { // sharded pub/sub, a connection per master
-		nopts.ShardOf = func(ctx context.Context, channel string) (string, error) {
-			master, err := cc.MasterForKey(ctx, channel)
-			if err != nil {
-				return "", err
-			}
-			return master.Options().Addr, nil
-		}
-		nopts.Reload = func(ctx context.Context) { cc.ReloadState(ctx) }
+		nopts.Cluster = notify.ClusterOf(cc)
 	}
 	n := notify.New(rdb.client, q.WakeChannel, log.With("component", "notify"), m, nopts)
 	p := poll.New(q, n.Watch, m, poll.Options{

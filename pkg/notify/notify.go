@@ -16,8 +16,12 @@
 // new connection, every watcher of it is woken to re-read its queue; and a
 // periodic self-probe per connection (a PUBLISH to the node's own probe
 // channel that must come back) catches a connection that died silently
-// and replaces it. When a cluster slot moves, Redis unsubscribes the
-// channels in it; they are subscribed again on the slot's new owner.
+// and replaces it.
+//
+// On a Redis Cluster each connection is bound to one master; the
+// topology is followed in cluster.go: a channel whose slot moves is
+// subscribed again on its new master alone, and a shard that stops being
+// a master (a failover) or leaves is dropped.
 //
 // All methods are safe for concurrent use. Run must be running for
 // subscriptions to be made.
@@ -63,13 +67,11 @@ type Options struct {
 	// stopped, so that the browser's next poll finds it ready.
 	// Default: 2s; negative: unsubscribe at once.
 	Linger time.Duration
-	// ShardOf, when set, makes the Notifier a Redis Cluster client: it
-	// subscribes with SSUBSCRIBE on a connection per master, and ShardOf
-	// names the master (its address) that owns a channel's slot.
-	ShardOf func(ctx context.Context, channel string) (string, error)
-	// Reload refreshes the cluster's slot map after a slot moved. May be
-	// nil.
-	Reload func(ctx context.Context)
+	// Cluster, when set, makes the Notifier a Redis Cluster client: it
+	// subscribes with SSUBSCRIBE on a connection per master, and follows
+	// the cluster's topology through Cluster (see ClusterOf). Default:
+	// nil, a single Redis.
+	Cluster Cluster
 }
 
 func (o Options) withDefaults() Options {
@@ -108,6 +110,7 @@ type Notifier struct {
 
 	newConns chan *conn    // connections for Run to start
 	runDone  chan struct{} // closed when Run returns
+	topology chan struct{} // asks the cluster loop for a look at the topology
 
 	mu      sync.Mutex
 	chans   map[string]*channel
@@ -122,6 +125,9 @@ const (
 	subscribing state = iota + 1
 	subscribed
 	unsubscribing
+	// moving: a cluster shard gave the channel up (its slot moved, or the
+	// shard stopped being a master); it waits for a new shard (cluster.go).
+	moving
 )
 
 // channel is one wake-up channel and the watchers waiting on it.
@@ -163,16 +169,18 @@ func (ch *channel) remove(w *watcher) bool {
 }
 
 // conn is the pub/sub connection of one shard. Its fields after the first
-// three are guarded by the Notifier's mutex.
+// five are guarded by the Notifier's mutex.
 type conn struct {
 	shard    string
-	probe    *channel
+	rdb      Redis         // the client of the shard alone, for its subscriptions and probes
 	kick     chan struct{} // wakes the writer
 	probeNow chan struct{} // asks the ticker for a probe at once
+	gone     chan struct{} // closed when the shard is dropped: ends the conn's goroutines
 
+	probe     *channel      // replaced when its slot leaves the shard
 	ps        *redis.PubSub // replaced, with gen bumped, after a failure
 	gen       uint64
-	primed    bool // a command went out on ps: on a cluster, that chose its node
+	dropped   bool // no longer a master: out of conns
 	pendSub   []string
 	pendUnsub []string
 	probeSent time.Time // when the last probe's PUBLISH was sent, until it comes back
@@ -208,19 +216,20 @@ func New(rdb Redis, channelOf func(client string) string, log *slog.Logger, m *m
 		opts:     opts.withDefaults(),
 		id:       hex.EncodeToString(id[:]),
 		newConns: make(chan *conn, 16),
+		topology: make(chan struct{}, 1),
 		runDone:  make(chan struct{}),
 		chans:    make(map[string]*channel),
 		conns:    make(map[string]*conn),
 	}
 	if !n.sharded() {
 		n.mu.Lock()
-		n.addConnLocked("", n.opts.ProbePrefix+n.id)
+		n.addConnLocked("", rdb, n.opts.ProbePrefix+n.id)
 		n.mu.Unlock()
 	}
 	return n
 }
 
-func (n *Notifier) sharded() bool { return n.opts.ShardOf != nil }
+func (n *Notifier) sharded() bool { return n.opts.Cluster != nil }
 
 // Watch subscribes to client's wake-ups and returns once Redis has
 // confirmed the subscription, or with ctx's error, or after wait (when
@@ -262,7 +271,7 @@ func (n *Notifier) Watch(ctx context.Context, client string, wait time.Duration,
 	// lock is taken again, so look until the two agree.
 	var cn *conn
 	n.mu.Lock()
-	for n.chans[name] == nil && cn == nil && !n.closed {
+	for n.chans[name] == nil && (cn == nil || cn.dropped) && !n.closed {
 		n.mu.Unlock()
 		var err error
 		if cn, err = n.connFor(ctx, name); err != nil {
@@ -321,10 +330,10 @@ func (n *Notifier) Watch(ctx context.Context, client string, wait time.Duration,
 // connFor returns the connection of the shard that owns channel name,
 // making it (and its probe channel) when it is the first on that shard.
 func (n *Notifier) connFor(ctx context.Context, name string) (*conn, error) {
-	shard := ""
+	shard, rdb := "", n.rdb
 	if n.sharded() {
 		var err error
-		if shard, err = n.opts.ShardOf(ctx, name); err != nil {
+		if shard, rdb, err = n.opts.Cluster.MasterOf(ctx, name); err != nil {
 			return nil, fmt.Errorf("notify: shard of %s: %w: %w", name, ErrDown, err)
 		}
 	}
@@ -343,7 +352,7 @@ func (n *Notifier) connFor(ctx context.Context, name string) (*conn, error) {
 	if cn := n.conns[shard]; cn != nil {
 		return cn, nil // made meanwhile
 	}
-	return n.addConnLocked(shard, probe), nil
+	return n.addConnLocked(shard, rdb, probe), nil
 }
 
 // probeName finds a probe channel name on shard: on a cluster, one whose
@@ -355,7 +364,7 @@ func (n *Notifier) probeName(ctx context.Context, shard string) (string, error) 
 	}
 	for i := range 4096 {
 		name := fmt.Sprintf("%s:{%d}", base, i)
-		owner, err := n.opts.ShardOf(ctx, name)
+		owner, _, err := n.opts.Cluster.MasterOf(ctx, name)
 		if err != nil {
 			return "", fmt.Errorf("notify: probe channel for %s: %w: %w", shard, ErrDown, err)
 		}
@@ -366,8 +375,8 @@ func (n *Notifier) probeName(ctx context.Context, shard string) (string, error) 
 	return "", fmt.Errorf("notify: no probe channel found on shard %s", shard)
 }
 
-func (n *Notifier) addConnLocked(shard, probe string) *conn {
-	cn := &conn{shard: shard, kick: make(chan struct{}, 1), probeNow: make(chan struct{}, 1)}
+func (n *Notifier) addConnLocked(shard string, rdb Redis, probe string) *conn {
+	cn := &conn{shard: shard, rdb: rdb, kick: make(chan struct{}, 1), probeNow: make(chan struct{}, 1), gone: make(chan struct{})}
 	cn.probe = &channel{name: probe, conn: cn, pinned: true}
 	n.chans[probe] = cn.probe
 	n.conns[shard] = cn
@@ -456,10 +465,18 @@ func shardName(shard string) string {
 func (n *Notifier) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	start := func(cn *conn) {
+		cctx, stop := context.WithCancel(ctx)
+		wg.Go(func() {
+			defer stop()
+			select {
+			case <-cn.gone:
+			case <-cctx.Done():
+			}
+		})
 		wg.Add(3)
-		go func() { defer wg.Done(); n.writeLoop(ctx, cn) }()
-		go func() { defer wg.Done(); n.tickLoop(ctx, cn) }()
-		go func() { defer wg.Done(); n.readLoop(ctx, cn) }()
+		go func() { defer wg.Done(); n.writeLoop(cctx, cn) }()
+		go func() { defer wg.Done(); n.tickLoop(cctx, cn) }()
+		go func() { defer wg.Done(); n.readLoop(cctx, cn) }()
 	}
 	n.mu.Lock()
 	n.started = true
@@ -467,6 +484,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 		start(cn)
 	}
 	n.mu.Unlock()
+	if n.sharded() {
+		wg.Go(func() { n.clusterLoop(ctx) })
+	}
 	for running := true; running; {
 		select {
 		case cn := <-n.newConns:
@@ -512,17 +532,8 @@ func (n *Notifier) readLoop(ctx context.Context, cn *conn) {
 	backoff := newBackoff(50*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		n.mu.Lock()
-		ps, gen, primed := cn.ps, cn.gen, cn.primed
+		ps, gen := cn.ps, cn.gen
 		n.mu.Unlock()
-		if n.sharded() && !primed {
-			// A cluster pub/sub connection goes to the node of the first
-			// channel subscribed on it; receiving first would open it on
-			// a random node.
-			if !sleep(ctx, 10*time.Millisecond) {
-				return
-			}
-			continue
-		}
 
 		msg, err := ps.ReceiveTimeout(ctx, n.opts.ProbeInterval)
 		if err != nil {
@@ -531,10 +542,10 @@ func (n *Notifier) readLoop(ctx context.Context, cn *conn) {
 				continue // quiet connection; the probe decides whether it is dead
 			case ctx.Err() != nil:
 				return
-			case redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK"):
-				// A subscription went to a shard that no longer owns its
-				// slot: find the right ones.
-				n.relocate(ctx, cn, "")
+			case n.sharded() && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")):
+				// The shard refused a subscription: its slot is served
+				// elsewhere. The connection is fine.
+				n.refused(cn, gen, err)
 				continue
 			}
 			n.fail(cn, gen, "receive", err)
@@ -544,20 +555,16 @@ func (n *Notifier) readLoop(ctx context.Context, cn *conn) {
 			continue
 		}
 		backoff.reset()
-		if moved := n.dispatch(cn, gen, msg); moved != "" {
-			n.relocate(ctx, cn, moved)
-		}
+		n.dispatch(cn, gen, msg)
 	}
 }
 
-// dispatch handles one message from cn. It returns the name of a channel
-// that Redis unsubscribed on its own, which happens when its cluster slot
-// moved to another shard.
-func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
+// dispatch handles one message from cn.
+func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if gen != cn.gen {
-		return "" // from a connection already replaced
+		return // from a connection already replaced
 	}
 	switch m := msg.(type) {
 	case *redis.Message:
@@ -568,7 +575,7 @@ func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 				cn.probeSent = time.Time{}
 				cn.lastErr = nil
 			}
-			return ""
+			return
 		}
 		n.m.Wakeup()
 		if ch := n.chans[m.Channel]; ch != nil {
@@ -580,66 +587,26 @@ func (n *Notifier) dispatch(cn *conn, gen uint64, msg any) (moved string) {
 	case *redis.Subscription:
 		ch := n.chans[m.Channel]
 		if ch == nil || ch.conn != cn {
-			return ""
+			return
 		}
 		switch m.Kind {
 		case "subscribe", "ssubscribe":
 			n.confirmedLocked(ch)
 		case "unsubscribe", "sunsubscribe":
-			if ch.state != unsubscribing {
-				return ch.name // not asked for: the slot moved
-			}
-			if len(ch.watchers) > 0 {
+			switch {
+			case (ch.state == subscribed || ch.state == subscribing) && n.sharded():
+				// Not asked for: the shard gave the channel's slot up.
+				n.movingLocked(ch)
+			case ch.state == subscribed || ch.state == subscribing:
+				n.subscribeLocked(ch) // not asked for, and no other server to go to
+			case ch.state != unsubscribing:
+			case len(ch.watchers) > 0:
 				n.subscribeLocked(ch)
-			} else {
+			default:
 				delete(n.chans, ch.name)
 				n.countChannelsLocked()
 			}
 		}
-	}
-	return ""
-}
-
-// relocate subscribes again, on the shard that owns them now, the channels
-// of cn that moved: the one named, or all of cn's when name is empty.
-func (n *Notifier) relocate(ctx context.Context, cn *conn, name string) {
-	if !n.sharded() {
-		return
-	}
-	if n.opts.Reload != nil {
-		n.opts.Reload(ctx)
-	}
-	n.mu.Lock()
-	var names []string
-	for _, ch := range n.chans {
-		if ch.conn == cn && !ch.pinned && (name == "" || ch.name == name) {
-			names = append(names, ch.name)
-		}
-	}
-	n.mu.Unlock()
-	for _, name := range names {
-		dest, err := n.connFor(ctx, name)
-		if err != nil {
-			n.log.Warn("slot moved, new shard unknown; its polls re-read, and it is retried", "channel", name, "err", err)
-			n.mu.Lock()
-			if ch := n.chans[name]; ch != nil && ch.conn == cn {
-				n.unconfirmedLocked(ch)
-			}
-			n.mu.Unlock()
-			continue
-		}
-		n.mu.Lock()
-		if ch := n.chans[name]; ch != nil && ch.conn == cn {
-			n.log.Debug("channel moved", "channel", name, "from", cn.shard, "to", dest.shard)
-			n.m.ChannelMoved()
-			ch.conn = dest
-			if len(ch.watchers) == 0 {
-				delete(n.chans, name)
-			} else {
-				n.subscribeLocked(ch) // watchers re-read once it is confirmed
-			}
-		}
-		n.mu.Unlock()
 	}
 }
 
@@ -677,16 +644,6 @@ func (n *Notifier) confirmedLocked(ch *channel) {
 		ch.latest = ""
 		ch.wakeLocked("")
 	}
-}
-
-// unconfirmedLocked handles a channel whose subscription is gone and
-// could not be made anew (its slot moved to a shard not known yet): its
-// watchers re-read, since wake-ups are lost meanwhile, and it counts as
-// waiting for a confirmation, so that the sweep replaces its connection,
-// which subscribes it again, once that is overdue.
-func (n *Notifier) unconfirmedLocked(ch *channel) {
-	ch.state, ch.since, ch.latest = subscribing, time.Now(), ""
-	ch.wakeLocked("")
 }
 
 func (n *Notifier) countChannelsLocked() {
@@ -741,11 +698,6 @@ func (n *Notifier) writeLoop(ctx context.Context, cn *conn) {
 			}
 			err := n.send(ctx, ps, subs, unsubs)
 			if err == nil {
-				n.mu.Lock()
-				if gen == cn.gen {
-					cn.primed = true
-				}
-				n.mu.Unlock()
 				backoff.reset()
 				continue
 			}
@@ -853,13 +805,19 @@ func (n *Notifier) sendProbe(ctx context.Context, cn *conn) {
 	defer cancel()
 	var err error
 	if n.sharded() {
-		err = n.rdb.SPublish(ctx, cn.probe.name, nonce).Err()
+		err = cn.rdb.SPublish(ctx, cn.probe.name, nonce).Err()
 	} else {
-		err = n.rdb.Publish(ctx, cn.probe.name, nonce).Err()
+		err = cn.rdb.Publish(ctx, cn.probe.name, nonce).Err()
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if gen != cn.gen {
+		return
+	}
+	if n.sharded() && redis.HasErrorPrefix(err, "MOVED") {
+		// The probe channel's slot left the shard, or the shard is no
+		// longer a master.
+		n.movingLocked(cn.probe)
 		return
 	}
 	if err != nil {
@@ -908,9 +866,10 @@ func (n *Notifier) fail(cn *conn, gen uint64, op string, err error) {
 // done already. Every channel still wanted is subscribed anew; its
 // watchers re-read their queues once the new subscription is confirmed.
 func (n *Notifier) failLocked(cn *conn, gen uint64, op string, err error) {
-	if gen != cn.gen || n.closed {
+	if gen != cn.gen || n.closed || cn.dropped {
 		return
 	}
+	kick(n.topology) // the shard may have failed over
 	n.m.RedisError(op)
 	n.m.PubSubReconnected()
 	if cn.down == nil {
@@ -949,12 +908,11 @@ func (n *Notifier) failLocked(cn *conn, gen uint64, op string, err error) {
 func (n *Notifier) replaceLocked(cn *conn) {
 	ctx := context.Background()
 	if n.sharded() {
-		cn.ps = n.rdb.SSubscribe(ctx)
+		cn.ps = cn.rdb.SSubscribe(ctx)
 	} else {
-		cn.ps = n.rdb.Subscribe(ctx)
+		cn.ps = cn.rdb.Subscribe(ctx)
 	}
 	cn.gen++
-	cn.primed = false
 	cn.pendSub, cn.pendUnsub = nil, nil
 	cn.probeSent = time.Time{}
 	for name, ch := range n.chans {
@@ -965,7 +923,9 @@ func (n *Notifier) replaceLocked(cn *conn) {
 			delete(n.chans, name)
 			continue
 		}
-		n.subscribeLocked(ch)
+		if ch.state != moving { // a moving one waits for its new shard
+			n.subscribeLocked(ch)
+		}
 	}
 	n.countChannelsLocked()
 }
