@@ -4,21 +4,30 @@
  * make bench-php: the PHP class against the cometbox extension, through a
  * real php-fpm pool, as a PHP application publishes.
  *
- *     php bench/fpm.php [--requests=N] [--workers=N] [--ext=path/to/cometbox.so]
+ *     php bench/fpm.php [--requests=N] [--rounds=N] [--workers=N] [--ext=path/to/cometbox.so]
  *
- * Starts a redis-server (the embedded Redis without one), a cometbox node
- * (COMETBOX_BIN, or go build) and, for each side, a php-fpm pool of
- * --workers static workers (Debian's php.ini: opcache on, as production
- * runs): one without the extension (Transports::detect() picks curl) and
- * one with it (detect() picks the native transport). A FastCGI client
- * drives --workers concurrent loops of one request after another; every
- * request runs tests/Acceptance/scripts/fpm-publish.php, which publishes
- * one message. Reported per side: publishes per second (in all and per
- * worker), p50/p99 of the publish in the page (new Client + send()) and
- * of the whole FastCGI request, and the TCP connections the node saw per
- * 1,000 requests, counted with ss (each connection leaves a TIME-WAIT or
- * stays established for the minute a run takes; a fresh node port per
- * side keeps the counts apart).
+ * Starts a redis-server, a cometbox node (COMETBOX_BIN, or go build) and,
+ * for each side, a php-fpm pool of --workers static workers with Debian's
+ * php.ini (opcache on, as production runs): one without the extension
+ * (Transports::detect() picks curl) and one with it (detect() picks the
+ * native transport). A FastCGI client drives --workers concurrent loops
+ * of one request after another; each request runs
+ * tests/Acceptance/scripts/fpm-publish.php, which builds a Client and
+ * publishes one message. The sides take turns for --rounds rounds of
+ * --requests requests each (a machine shared with other work drifts);
+ * the table gives the median round of each side:
+ *
+ * - publishes per second, in all and per worker;
+ * - p50/p99 of the publish in the page (new Client + send()) and of the
+ *   whole FastCGI request as the driver saw it;
+ * - CPU time per publish of the php-fpm workers and of the node (from
+ *   /proc/PID/stat): unlike the rates, it hardly moves when other work
+ *   shares the machine;
+ * - TCP connections opened per 1,000 requests, as the transports count
+ *   them (curl's CURLINFO_NUM_CONNECTS, the extension's
+ *   connections_opened), and, for the extension, the connections to the
+ *   node's port that ss lists at the end (its kept ones). ss cannot count
+ *   curl's: Linux reuses loopback TIME-WAIT ports (tcp_tw_reuse=2).
  */
 
 declare(strict_types=1);
@@ -26,139 +35,195 @@ declare(strict_types=1);
 use Cometbox\Tests\Acceptance\Support\FastCgi;
 use Cometbox\Tests\Acceptance\Support\Node;
 use Cometbox\Tests\Acceptance\Support\PhpFpm;
-use Cometbox\Tests\Acceptance\Support\Process;
 use Cometbox\Tests\Acceptance\Support\RedisServer;
 use Cometbox\Tests\Acceptance\Support\Tools;
 
 require dirname(__DIR__) . '/tests/bootstrap.php';
 @include_once 'PHPUnit/Autoload.php'; // Tools reports a missing tool through PHPUnit's Assert
 
-$options = getopt('', ['requests:', 'workers:', 'ext:', 'warmup:']);
-$requests = (int) ($options['requests'] ?? 5000);
+$options = getopt('', ['requests:', 'rounds:', 'workers:', 'ext:', 'warmup:']);
+$requests = (int) ($options['requests'] ?? 1000);
+$rounds = max(1, (int) ($options['rounds'] ?? 9));
 $workers = max(1, (int) ($options['workers'] ?? 1));
 $warmup = (int) ($options['warmup'] ?? 200);
 $extension = $options['ext'] ?? dirname(__DIR__) . '/ext/modules/cometbox.so';
-if (!is_file($extension)) {
-    fwrite(STDERR, "bench/fpm.php: no extension at $extension: build it (make -C php-client/ext, see ext/README.md) or pass --ext\n");
-    exit(2);
-}
-if (PhpFpm::binary() === null) {
-    fwrite(STDERR, "bench/fpm.php: php-fpm is not installed (apt-get install php-fpm)\n");
-    exit(2);
-}
-if (!is_executable('/usr/bin/ss') && !is_executable('/bin/ss')) {
-    fwrite(STDERR, "bench/fpm.php: ss is not installed (apt-get install iproute2)\n");
-    exit(2);
+foreach ([
+    [is_file($extension), "no extension at $extension: build it (php-client/ext/test.sh build) or pass --ext"],
+    [PhpFpm::binary() !== null, 'php-fpm is not installed (apt-get install php-fpm)'],
+    [is_string(shell_exec('command -v ss')), 'ss is not installed (apt-get install iproute2)'],
+    [is_string(shell_exec('command -v redis-server')), 'redis-server is not installed (apt-get install redis-server)'],
+    [function_exists('pcntl_fork') || $workers === 1, 'more than one worker needs the pcntl extension'],
+] as [$ok, $why]) {
+    if (!$ok) {
+        fwrite(STDERR, "bench/fpm.php: $why\n");
+        exit(2);
+    }
 }
 
-$redis = is_string(shell_exec('command -v redis-server')) ? RedisServer::start() : null;
+$redis = RedisServer::start();
+$node = Node::start('bench', $redis);
+$port = (int) parse_url($node->url(), PHP_URL_PORT);
 $script = dirname(__DIR__) . '/tests/Acceptance/scripts/fpm-publish.php';
+printf("php-fpm %s, %d worker%s; %d rounds of %d requests per side, taking turns, after %d to warm up; a node on redis-server; load average %s\n\n",
+    PHP_VERSION, $workers, $workers === 1 ? '' : 's', $rounds, $requests, $warmup,
+    implode(' ', array_map(static fn ($l) => sprintf('%.2f', $l), sys_getloadavg() ?: [])));
 
-printf("php-fpm %s, %d worker%s, %d requests per side after %d to warm up; Redis: %s; load average %s\n\n",
-    PHP_VERSION, $workers, $workers === 1 ? '' : 's', $requests, $warmup,
-    $redis !== null ? 'redis-server' : 'embedded', implode(' ', array_map(static fn ($l) => sprintf('%.2f', $l), sys_getloadavg() ?: [])));
-
-$rows = [];
-foreach (['class (curl)' => null, 'extension (native)' => $extension] as $side => $ext) {
-    $node = $redis !== null
-        ? Node::start('bench', $redis)
-        : Node::startEmbedded('bench');
-    $port = (int) parse_url($node->url(), PHP_URL_PORT);
-    $fpm = PhpFpm::start('bench' . ($ext !== null ? 'ext' : 'class'), $workers, $ext);
-    $query = static function (int $i) use ($node): string {
-        return http_build_query(['node' => $node->url(), 'secret' => Node::PUBLISH_SECRET, 'to' => 'bench-' . ($i % 100), 'data' => 'hello ' . $i]);
-    };
-
-    run($fpm->client(), $script, $warmup, $workers, $query);
-    $before = connections($port);
-    [$wall, $publish, $page, $pids, $transport] = run($fpm->client(), $script, $requests, $workers, $query);
-    $opened = connections($port) - $before;
-
-    $fpm->stop();
-    $node->stop();
-    $rows[] = [
-        'side' => $side,
-        'transport' => $transport,
-        'rate' => $requests / $wall,
-        'per_worker' => $requests / $wall / $workers,
-        'publish' => [percentile($publish, 50), percentile($publish, 99)],
-        'page' => [percentile($page, 50), percentile($page, 99)],
-        'connections' => $opened * 1000 / $requests,
-        'workers_seen' => count($pids),
-    ];
+$sides = ['class (curl)' => null, 'extension (native)' => $extension];
+$pools = [];
+$results = [];
+foreach ($sides as $side => $ext) {
+    $pools[$side] = PhpFpm::start($ext !== null ? 'benchext' : 'benchclass', $workers, $ext);
 }
-if ($redis !== null) {
-    $redis->stop();
+$query = static function (int $i) use ($node): string {
+    return http_build_query(['node' => $node->url(), 'secret' => Node::PUBLISH_SECRET, 'to' => 'bench-' . ($i % 100), 'data' => 'hello ' . $i]);
+};
+$pids = [];
+foreach ($sides as $side => $ext) {
+    $warm = run($pools[$side]->client(), $script, $warmup, $workers, $query);
+    $pids[$side] = $warm['pids'];
+    if (!$warm['opcache']) {
+        fwrite(STDERR, "bench/fpm.php: opcache is off in the php-fpm pool; production runs it on\n");
+    }
 }
+for ($round = 0; $round < $rounds; $round++) {
+    foreach ($sides as $side => $ext) {
+        $cpu = [cpu($pids[$side]), cpu([$node->pid()])];
+        $r = run($pools[$side]->client(), $script, $requests, $workers, $query);
+        $r['worker_cpu'] = (cpu($pids[$side]) - $cpu[0]) / $requests;
+        $r['node_cpu'] = (cpu([$node->pid()]) - $cpu[1]) / $requests;
+        $results[$side][] = $r;
+    }
+}
+$kept = (int) trim((string) shell_exec(sprintf("ss -Htan state established '( dport = :%d )' | wc -l", $port)));
+foreach ($pools as $pool) {
+    $pool->stop();
+}
+$node->stop();
+$redis->stop();
 
-echo "| side | publishes/s | per worker | publish p50 / p99 | request p50 / p99 | connections per 1,000 requests |\n";
-echo "|---|---:|---:|---:|---:|---:|\n";
-foreach ($rows as $r) {
-    printf("| %s | %.0f | %.0f | %.0f / %.0f µs | %.0f / %.0f µs | %.1f |\n",
-        $r['side'], $r['rate'], $r['per_worker'], $r['publish'][0], $r['publish'][1], $r['page'][0], $r['page'][1], $r['connections']);
+echo "| side | publishes/s | per worker | publish p50 / p99 | request p50 / p99 | worker CPU per publish | node CPU per publish | connections opened per 1,000 requests |\n";
+echo "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+$rate = $median = [];
+foreach ($results as $side => $runs) {
+    $rate[$side] = array_column($runs, 'rate');
+    $sorted = $runs;
+    usort($sorted, static fn (array $a, array $b): int => $a['rate'] <=> $b['rate']);
+    $r = $sorted[intdiv(count($sorted), 2)]; // the median round
+    $median[$side] = $r;
+    printf("| %s | %.0f | %.0f | %.0f / %.0f µs | %.0f / %.0f µs | %.0f µs | %.0f µs | %.1f |\n",
+        $side, $r['rate'], $r['rate'] / $workers, $r['publish'][0], $r['publish'][1], $r['page'][0], $r['page'][1],
+        middle(array_column($runs, 'worker_cpu')), middle(array_column($runs, 'node_cpu')), $r['opened'] * 1000 / $requests);
 }
-printf("\nextension / class, publishes per second: %.2fx\n", $rows[1]['rate'] / $rows[0]['rate']);
+$ratios = array_map(static fn (float $c, float $e): float => $e / $c, $rate['class (curl)'], $rate['extension (native)']);
+printf("\nextension / class: publishes per second %.2fx (median of the rounds' ratios; each: %s), worker CPU per publish %.2fx\n",
+    middle($ratios), implode(' ', array_map(static fn (float $x): string => sprintf('%.2f', $x), $ratios)),
+    middle(array_column($results['extension (native)'], 'worker_cpu')) / middle(array_column($results['class (curl)'], 'worker_cpu')));
+printf("connections to the node at the end (ss, established): %d, the extension's kept one%s for %d worker%s\n",
+    $kept, $kept === 1 ? '' : 's', $workers, $workers === 1 ? '' : 's');
+
+/** @param float[] $values */
+function middle(array $values): float
+{
+    sort($values);
+
+    return $values[intdiv(count($values), 2)];
+}
 
 /**
- * $n requests over $loops concurrent FastCGI connections.
+ * CPU time (user + system) the processes have used so far, in µs.
  *
- * @return array{float, float[], float[], array<int, true>, string} wall seconds, publish µs, request µs, worker pids, transport
+ * @param int[] $pids
+ */
+function cpu(array $pids): float
+{
+    $ticks = 0;
+    foreach ($pids as $pid) {
+        $stat = (string) @file_get_contents("/proc/$pid/stat");
+        $fields = explode(' ', substr($stat, (int) strrpos($stat, ')') + 2));
+        $ticks += (int) ($fields[11] ?? 0) + (int) ($fields[12] ?? 0); // utime, stime
+    }
+
+    return $ticks * 1e6 / 100; // USER_HZ is 100 on Linux
+}
+
+/**
+ * $n requests over $loops concurrent loops (child processes, so that the
+ * driver is never what waits).
+ *
+ * @return array{rate: float, publish: float[], page: float[], opened: int, pids: int[], opcache: bool}
  */
 function run(FastCgi $fcgi, string $script, int $n, int $loops, callable $query): array
 {
-    // Each loop is a child process: the driver must never be what waits.
     $per = intdiv($n, $loops);
-    $children = [];
     $start = microtime(true);
-    for ($l = 0; $l < $loops; $l++) {
-        $out = Tools::tempDir() . "/bench-loop-$l.json";
-        $pid = pcntl_fork();
-        if ($pid === 0) {
-            $publish = $page = $pids = [];
-            $transport = '';
-            for ($i = 0; $i < $per; $i++) {
-                $t = hrtime(true);
-                $answer = $fcgi->get($script, $query($l * $per + $i));
-                $page[] = (hrtime(true) - $t) / 1000;
-                $doc = json_decode($answer['body'], true);
-                if (!is_array($doc) || !isset($doc['id'])) {
-                    fwrite(STDERR, "bad answer: {$answer['body']} {$answer['stderr']}\n");
-                    exit(1);
-                }
-                $publish[] = $doc['publish_ns'] / 1000;
-                $pids[$doc['pid']] = true;
-                $transport = $doc['transport'];
+    if ($loops === 1) {
+        $all = [loop($fcgi, $script, 0, $per, $query)];
+    } else {
+        $children = [];
+        for ($l = 0; $l < $loops; $l++) {
+            $out = Tools::tempDir() . "/bench-loop-$l.json";
+            $pid = pcntl_fork();
+            if ($pid === 0) {
+                file_put_contents($out, json_encode(loop($fcgi, $script, $l * $per, $per, $query)));
+                pcntl_exec('/bin/true'); // end without the parent's shutdown functions (they stop the node)
+                exit(1);
             }
-            file_put_contents($out, json_encode([$publish, $page, $pids, $transport]));
-            pcntl_exec('/bin/true'); // end without the parent's shutdown functions (they stop the node)
-            exit(1);
+            $children[$pid] = $out;
         }
-        $children[$pid] = $out;
+        $all = [];
+        foreach ($children as $pid => $out) {
+            pcntl_waitpid($pid, $status);
+            $all[] = json_decode((string) file_get_contents($out), true);
+            unlink($out);
+        }
     }
+    $wall = microtime(true) - $start;
     $publish = $page = $pids = [];
-    $transport = '';
-    foreach ($children as $pid => $out) {
-        pcntl_waitpid($pid, $status);
-        if (pcntl_wexitstatus($status) !== 0) {
+    $opened = 0;
+    $opcache = true;
+    foreach ($all as $part) {
+        if (!is_array($part)) {
             throw new RuntimeException('a bench loop failed');
         }
-        [$p, $g, $w, $transport] = json_decode((string) file_get_contents($out), true);
-        array_push($publish, ...$p);
-        array_push($page, ...$g);
-        $pids += $w;
-        unlink($out);
+        array_push($publish, ...$part['publish']);
+        array_push($page, ...$part['page']);
+        $opened += $part['opened'];
+        $pids += array_fill_keys($part['pids'], true);
+        $opcache = $opcache && $part['opcache'];
     }
 
-    return [microtime(true) - $start, $publish, $page, $pids, $transport];
+    return [
+        'rate' => $n / $wall,
+        'publish' => [percentile($publish, 50), percentile($publish, 99)],
+        'page' => [percentile($page, 50), percentile($page, 99)],
+        'opened' => $opened,
+        'pids' => array_keys($pids),
+        'opcache' => $opcache,
+    ];
 }
 
-/** TCP connections to the node's port seen by ss: client ends in any state, and node ends in TIME-WAIT. */
-function connections(int $port): int
+/** @return array{publish: float[], page: float[], opened: int, pids: int[], opcache: bool} */
+function loop(FastCgi $fcgi, string $script, int $first, int $count, callable $query): array
 {
-    $clients = (string) shell_exec(sprintf("ss -Htan state all '( dport = :%d )' | wc -l", $port));
-    $closedByNode = (string) shell_exec(sprintf("ss -Htan state time-wait '( sport = :%d )' | wc -l", $port));
+    $publish = $page = $pids = [];
+    $opened = 0;
+    $opcache = true;
+    for ($i = 0; $i < $count; $i++) {
+        $t = hrtime(true);
+        $answer = $fcgi->get($script, $query($first + $i));
+        $page[] = (hrtime(true) - $t) / 1000;
+        $doc = json_decode($answer['body'], true);
+        if (!is_array($doc) || !isset($doc['id'])) {
+            fwrite(STDERR, "bench/fpm.php: a bad answer: {$answer['body']} {$answer['stderr']}\n");
+            exit(1);
+        }
+        $publish[] = $doc['publish_ns'] / 1000;
+        $opened += (int) $doc['opened'];
+        $pids[$doc['pid']] = true;
+        $opcache = $opcache && $doc['opcache'];
+    }
 
-    return (int) trim($clients) + (int) trim($closedByNode);
+    return ['publish' => $publish, 'page' => $page, 'opened' => $opened, 'pids' => array_keys($pids), 'opcache' => $opcache];
 }
 
 /** @param float[] $values */

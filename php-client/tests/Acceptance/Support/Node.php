@@ -56,6 +56,12 @@ final class Node
         return $this->url;
     }
 
+    /** The node's process id, e.g. to read its CPU time in /proc. */
+    public function pid(): int
+    {
+        return $this->process->pid();
+    }
+
     public function log(): string
     {
         return $this->process->output();

@@ -58,6 +58,11 @@ final class Process
         return $this->name;
     }
 
+    public function pid(): int
+    {
+        return $this->pid;
+    }
+
     public function isRunning(): bool
     {
         if ($this->exitCode !== null) {
