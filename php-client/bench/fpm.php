@@ -4,7 +4,7 @@
  * make bench-php: the PHP class against the cometbox extension, through a
  * real php-fpm pool, as a PHP application publishes.
  *
- *     php bench/fpm.php [--requests=N] [--rounds=N] [--workers=N] [--ext=path/to/cometbox.so]
+ *     php bench/fpm.php [--requests=N] [--rounds=N] [--workers=N] [--ext=path/to/cometbox.so] [--tls]
  *
  * Starts a redis-server, a cometbox node (COMETBOX_BIN, or go build) and,
  * for each side, a php-fpm pool of --workers static workers with Debian's
@@ -28,6 +28,10 @@
  *   connections_opened), and, for the extension, the connections to the
  *   node's port that ss lists at the end (its kept ones). ss cannot count
  *   curl's: Linux reuses loopback TIME-WAIT ports (tcp_tw_reuse=2).
+ *
+ * With --tls the pages publish to https://localhost through haproxy,
+ * which terminates TLS (a P-256 certificate made here, trusted by the
+ * pools through curl.cainfo and openssl.cafile) in front of the node.
  */
 
 declare(strict_types=1);
@@ -35,13 +39,15 @@ declare(strict_types=1);
 use Cometbox\Tests\Acceptance\Support\FastCgi;
 use Cometbox\Tests\Acceptance\Support\Node;
 use Cometbox\Tests\Acceptance\Support\PhpFpm;
+use Cometbox\Tests\Acceptance\Support\Process;
 use Cometbox\Tests\Acceptance\Support\RedisServer;
 use Cometbox\Tests\Acceptance\Support\Tools;
 
 require dirname(__DIR__) . '/tests/bootstrap.php';
 @include_once 'PHPUnit/Autoload.php'; // Tools reports a missing tool through PHPUnit's Assert
 
-$options = getopt('', ['requests:', 'rounds:', 'workers:', 'ext:', 'warmup:']);
+$options = getopt('', ['requests:', 'rounds:', 'workers:', 'ext:', 'warmup:', 'tls']);
+$tls = isset($options['tls']);
 $requests = (int) ($options['requests'] ?? 1000);
 $rounds = max(1, (int) ($options['rounds'] ?? 9));
 $workers = max(1, (int) ($options['workers'] ?? 1));
@@ -53,6 +59,7 @@ foreach ([
     [is_string(shell_exec('command -v ss')), 'ss is not installed (apt-get install iproute2)'],
     [is_string(shell_exec('command -v redis-server')), 'redis-server is not installed (apt-get install redis-server)'],
     [function_exists('pcntl_fork') || $workers === 1, 'more than one worker needs the pcntl extension'],
+    [!$tls || is_string(shell_exec('command -v haproxy')), '--tls needs haproxy (apt-get install haproxy)'],
 ] as [$ok, $why]) {
     if (!$ok) {
         fwrite(STDERR, "bench/fpm.php: $why\n");
@@ -63,19 +70,27 @@ foreach ([
 $redis = RedisServer::start();
 $node = Node::start('bench', $redis);
 $port = (int) parse_url($node->url(), PHP_URL_PORT);
+$url = $node->url();
+$ini = [];
+$proxy = null;
+if ($tls) {
+    [$proxy, $url, $pem] = tlsProxy($node->url());
+    $ini = ['curl.cainfo' => $pem, 'openssl.cafile' => $pem];
+    $port = (int) parse_url($url, PHP_URL_PORT);
+}
 $script = dirname(__DIR__) . '/tests/Acceptance/scripts/fpm-publish.php';
-printf("php-fpm %s, %d worker%s; %d rounds of %d requests per side, taking turns, after %d to warm up; a node on redis-server; load average %s\n\n",
-    PHP_VERSION, $workers, $workers === 1 ? '' : 's', $rounds, $requests, $warmup,
+printf("php-fpm %s, %d worker%s, publishing to %s; %d rounds of %d requests per side, taking turns, after %d to warm up; a node on redis-server; load average %s\n\n",
+    PHP_VERSION, $workers, $workers === 1 ? '' : 's', $tls ? 'https:// through haproxy' : 'http://', $rounds, $requests, $warmup,
     implode(' ', array_map(static fn ($l) => sprintf('%.2f', $l), sys_getloadavg() ?: [])));
 
 $sides = ['class (curl)' => null, 'extension (native)' => $extension];
 $pools = [];
 $results = [];
 foreach ($sides as $side => $ext) {
-    $pools[$side] = PhpFpm::start($ext !== null ? 'benchext' : 'benchclass', $workers, $ext);
+    $pools[$side] = PhpFpm::start($ext !== null ? 'benchext' : 'benchclass', $workers, $ext, $ini);
 }
-$query = static function (int $i) use ($node): string {
-    return http_build_query(['node' => $node->url(), 'secret' => Node::PUBLISH_SECRET, 'to' => 'bench-' . ($i % 100), 'data' => 'hello ' . $i]);
+$query = static function (int $i) use ($url): string {
+    return http_build_query(['node' => $url, 'secret' => Node::PUBLISH_SECRET, 'to' => 'bench-' . ($i % 100), 'data' => 'hello ' . $i]);
 };
 $pids = [];
 foreach ($sides as $side => $ext) {
@@ -97,6 +112,9 @@ for ($round = 0; $round < $rounds; $round++) {
 $kept = (int) trim((string) shell_exec(sprintf("ss -Htan state established '( dport = :%d )' | wc -l", $port)));
 foreach ($pools as $pool) {
     $pool->stop();
+}
+if ($proxy !== null) {
+    $proxy->stop();
 }
 $node->stop();
 $redis->stop();
@@ -120,6 +138,49 @@ printf("\nextension / class: publishes per second %.2fx (median of the rounds' r
     middle(array_column($results['extension (native)'], 'worker_cpu')) / middle(array_column($results['class (curl)'], 'worker_cpu')));
 printf("connections to the node at the end (ss, established): %d, the extension's kept one%s for %d worker%s\n",
     $kept, $kept === 1 ? '' : 's', $workers, $workers === 1 ? '' : 's');
+
+/**
+ * haproxy terminating TLS for $backend on a free port, with a certificate
+ * for localhost made here.
+ *
+ * @return array{Process, string, string} the process, the https URL, the certificate's PEM file
+ */
+function tlsProxy(string $backend): array
+{
+    $dir = Tools::tempDir();
+    $key = openssl_pkey_new(['private_key_type' => OPENSSL_KEYTYPE_EC, 'curve_name' => 'prime256v1']);
+    $csr = openssl_csr_new(['commonName' => 'localhost'], $key, ['digest_alg' => 'sha256']);
+    $cert = openssl_csr_sign($csr, null, $key, 1, ['digest_alg' => 'sha256']);
+    openssl_x509_export($cert, $certPem);
+    openssl_pkey_export($key, $keyPem);
+    file_put_contents("$dir/proxy.pem", $certPem . $keyPem);
+    file_put_contents("$dir/ca.pem", $certPem);
+    $port = Tools::freePort();
+    file_put_contents("$dir/haproxy.cfg", implode("\n", [
+        'global',
+        '  maxconn 2000',
+        'defaults',
+        '  mode http',
+        '  timeout connect 2s',
+        '  timeout client 60s',
+        '  timeout server 60s',
+        'frontend tls',
+        "  bind 127.0.0.1:$port ssl crt $dir/proxy.pem",
+        '  default_backend node',
+        'backend node',
+        '  server node ' . parse_url($backend, PHP_URL_HOST) . ':' . parse_url($backend, PHP_URL_PORT),
+    ]) . "\n");
+    $proxy = new Process('haproxy', [trim((string) shell_exec('command -v haproxy')), '-db', '-f', "$dir/haproxy.cfg"], Tools::env());
+    $deadline = microtime(true) + 10;
+    while (@fsockopen('127.0.0.1', $port) === false) {
+        if (!$proxy->isRunning() || microtime(true) > $deadline) {
+            throw new RuntimeException("haproxy did not start:\n" . $proxy->output());
+        }
+        usleep(20000);
+    }
+
+    return [$proxy, "https://localhost:$port", "$dir/ca.pem"];
+}
 
 /** @param float[] $values */
 function middle(array $values): float
