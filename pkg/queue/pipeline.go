@@ -123,8 +123,7 @@ func (q *Queue) call(ctx context.Context, c scriptCall) *redis.Cmd {
 
 func (q *Queue) callOnce(ctx context.Context, c scriptCall) *redis.Cmd {
 	if q.batches == nil {
-		cmds, _ := execScripts(ctx, q.rdb, []scriptCall{c}, Durability{}) // no durability: never an error
-		return cmds[0]
+		return execScripts(ctx, q.rdb, []scriptCall{c})[0]
 	}
 	p := &pending{call: c, done: make(chan *redis.Cmd, 1)}
 	if err := q.enqueue(ctx, p); err != nil {
@@ -154,8 +153,7 @@ func (q *Queue) callAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 // Cmd for each, whatever happens.
 func (q *Queue) callEach(ctx context.Context, calls []scriptCall) []*redis.Cmd {
 	if q.batches == nil {
-		cmds, _ := execScripts(ctx, q.rdb, calls, Durability{}) // no durability: never an error
-		return cmds
+		return execScripts(ctx, q.rdb, calls)
 	}
 	cmds, err := q.callAllOnce(ctx, calls)
 	if err != nil {

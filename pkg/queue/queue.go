@@ -140,6 +140,7 @@ type Queue struct {
 	now     func() time.Time // time.Now but in tests
 	batches chan *pending    // calls waiting for a pipeline; nil without Options.Pipeline
 	senders chan struct{}    // a slot per pipeline on its way
+	durable *confirmer       // nil without Options.Durability
 
 	ackMu    sync.Mutex
 	acks     []queuedAck // AckSoon's, oldest first, until a pipeline or flushAcks sends them
@@ -166,6 +167,9 @@ func New(rdb Redis, opts Options) *Queue {
 	if opts.Pipeline {
 		q.batches = make(chan *pending, 4096)
 		q.senders = make(chan struct{}, pipelinesInFlight)
+	}
+	if opts.Durability.enabled() {
+		q.durable = newConfirmer(rdb, opts.Durability, opts.Prefix+"durable")
 	}
 	return q
 }
@@ -228,10 +232,10 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		results []*redis.Cmd
 		err     error
 	)
-	if q.batches != nil && !q.opts.Durability.enabled() {
+	if q.batches != nil {
 		results, err = q.callAll(ctx, calls)
 	} else {
-		results, err = runScripts(ctx, q.rdb, calls, q.opts.Durability)
+		results, err = runScripts(ctx, q.rdb, calls)
 	}
 	if err != nil {
 		return message.Published{}, fmt.Errorf("queue: enqueue %d messages for %d clients: %w", len(batch.Messages), len(groups), err)
@@ -258,6 +262,13 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		out.Dropped += int(dropped)
 		for j, idx := range g.indexes {
 			out.Receipts[idx] = message.Receipt{To: g.client, ID: uint64(first) + uint64(j)}
+		}
+	}
+	if q.durable != nil {
+		// A replay waits too: its first attempt may never have been
+		// confirmed.
+		if err := q.durable.confirm(ctx); err != nil {
+			return message.Published{}, fmt.Errorf("queue: enqueue %d messages for %d clients: %w", len(batch.Messages), len(groups), err)
 		}
 	}
 	return out, nil
@@ -299,7 +310,7 @@ func (q *Queue) Ack(ctx context.Context, client string, ack message.Cursor) (res
 // when not nil, is called (from another goroutine) if Redis says cursor
 // is not from the client's current sequence.
 func (q *Queue) AckSoon(client string, cursor message.Cursor, onReset func()) {
-	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0, false), onReset: onReset, at: q.now()}
+	a := queuedAck{call: q.readCall(client, cursor, cursor.ID, 0), onReset: onReset, at: q.now()}
 	q.ackMu.Lock()
 	q.acks = append(q.acks, a)
 	arm := !q.ackTimer
@@ -342,7 +353,7 @@ func sendAcks(ctx context.Context, rdb Redis, calls []scriptCall, acks []queuedA
 	for _, a := range acks {
 		calls = append(calls, a.call)
 	}
-	cmds, _ := execScripts(ctx, rdb, calls, Durability{}) // no durability: never an error
+	cmds := execScripts(ctx, rdb, calls)
 	for i, a := range acks {
 		a.done(cmds[n+i])
 	}
@@ -392,43 +403,33 @@ func (q *Queue) flushAcks() {
 	}
 }
 
-// readCall is a call of read.lua (see there). write makes it refresh the
-// keys' expiry whatever its age, so that it always writes (go-redis sends
-// a bool as 1 or 0).
-func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int, write bool) scriptCall {
+// readCall is a call of read.lua (see there).
+func (q *Queue) readCall(client string, ack message.Cursor, after uint64, limit int) scriptCall {
 	return scriptCall{
 		script: readScript,
 		keys:   []string{q.metaKey(client), q.listKey(client)},
-		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL), q.now().UnixMilli(), write},
+		args:   []any{ack.Epoch, ack.ID, after, limit, seconds(q.opts.TTL), q.now().UnixMilli(), false},
 	}
 }
 
 func (q *Queue) read(ctx context.Context, client string, ack message.Cursor, after uint64, limit int) (message.Page, error) {
-	c := q.readCall(client, ack, after, limit, q.opts.Durability.enabled())
-	var cmd *redis.Cmd
-	if q.opts.Durability.enabled() {
-		// Nothing less durable than an acknowledged publish is shown to a
-		// browser: the read script always writes (readCall makes it
-		// refresh the keys' expiry), and replication keeps order, so a
-		// WAIT after it on the same connection confirms that what it read
-		// is on the replicas too.
-		// After a failover the new primary then holds every message any
-		// page has seen, and no id is given twice.
-		cmds, err := execScripts(ctx, q.rdb, []scriptCall{c}, q.opts.Durability)
-		if err != nil {
-			return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
-		}
-		cmd = cmds[0]
-	} else {
-		cmd = q.call(ctx, c)
-	}
-	res, err := cmd.Slice()
+	res, err := q.call(ctx, q.readCall(client, ack, after, limit)).Slice()
 	if err != nil {
 		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
 	}
 	page, err := parsePage(res, after)
 	if err != nil {
 		return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
+	}
+	if q.durable != nil && len(page.Messages) > 0 {
+		// Nothing less durable than an acknowledged publish is shown to a
+		// browser: the messages read were written before the read, so a
+		// confirmation begun after it covers them (see confirmer). After
+		// a failover to a replica that confirmed, the new primary then
+		// holds every message any page has seen.
+		if err := q.durable.confirm(ctx); err != nil {
+			return message.Page{}, fmt.Errorf("queue: read %s: %w", client, err)
+		}
 	}
 	return page, nil
 }
@@ -623,17 +624,11 @@ func atLeast(version string, major, minor int) bool {
 // Redis Cluster refused (see retryRefused), and fails if any call failed
 // for a reason other than the script's own refusal (IDEMCONFLICT), which
 // stays in that call's Cmd.
-func runScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
-	cmds, err := execScripts(ctx, rdb, calls, dur)
-	if err != nil {
-		return nil, err
-	}
-	if !dur.enabled() { // durability is refused on a cluster, where refusals come from
-		retryRefused(ctx, rdb, calls, cmds, func(ctx context.Context, calls []scriptCall) []*redis.Cmd {
-			cmds, _ := execScripts(ctx, rdb, calls, dur) // no durability: never an error
-			return cmds
-		})
-	}
+func runScripts(ctx context.Context, rdb Redis, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := execScripts(ctx, rdb, calls)
+	retryRefused(ctx, rdb, calls, cmds, func(ctx context.Context, calls []scriptCall) []*redis.Cmd {
+		return execScripts(ctx, rdb, calls)
+	})
 	return cmds, firstError(cmds)
 }
 
@@ -651,29 +646,18 @@ func firstError(cmds []*redis.Cmd) error {
 // execScripts runs calls in one pipeline with EVALSHA, then once more with
 // EVAL for those Redis did not know (after a restart or SCRIPT FLUSH), and
 // returns a Cmd per call, each with its own result or error.
-//
-// With durability, each pipeline ends with WAIT or WAITAOF: both confirm
-// only the writes of their own connection, which is the pipeline's. The
-// error is then that of the confirmation.
-func execScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durability) ([]*redis.Cmd, error) {
+func execScripts(ctx context.Context, rdb Redis, calls []scriptCall) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
-	if len(calls) == 1 && !dur.enabled() {
+	if len(calls) == 1 {
 		c := calls[0]
 		cmds[0] = c.script.Run(ctx, rdb, c.keys, c.args...)
-		return cmds, nil
-	}
-	var waits []*redis.Cmd
-	exec := func(pipe redis.Pipeliner) {
-		if dur.enabled() {
-			waits = append(waits, pipe.Do(ctx, dur.command()...))
-		}
-		_, _ = pipe.Exec(ctx) // errors are read per command
+		return cmds
 	}
 	pipe := rdb.Pipeline()
 	for i, c := range calls {
 		cmds[i] = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
-	exec(pipe)
+	_, _ = pipe.Exec(ctx) // errors are read per command
 	var again []int
 	for i, cmd := range cmds {
 		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
@@ -685,17 +669,9 @@ func execScripts(ctx context.Context, rdb Redis, calls []scriptCall, dur Durabil
 			c := calls[i]
 			cmds[i] = c.script.Eval(ctx, pipe, c.keys, c.args...)
 		}
-		exec(pipe)
+		_, _ = pipe.Exec(ctx)
 	}
-	for _, w := range waits {
-		if err := w.Err(); err != nil {
-			return nil, fmt.Errorf("%v: %w", dur.command()[0], err)
-		}
-		if err := dur.confirmed(w.Val()); err != nil {
-			return nil, err
-		}
-	}
-	return cmds, nil
+	return cmds
 }
 
 // isScriptError reports an error raised by the script itself (a reply
