@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cometbox/cometbox/pkg/cutoff"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/token"
@@ -75,7 +76,7 @@ func classify(err error) apiError {
 		return apiError{http.StatusConflict, "idempotency_conflict"}
 	case errors.Is(err, errUnsupportedType):
 		return apiError{http.StatusUnsupportedMediaType, "unsupported_media_type"}
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, errUnauthorized), errors.Is(err, errAdminUnauthorized):
 		return apiError{http.StatusUnauthorized, "unauthorized"}
 	case errors.Is(err, errSecretInQuery):
 		return apiError{http.StatusUnauthorized, "secret_in_query"}
@@ -89,6 +90,14 @@ func classify(err error) apiError {
 		return apiError{http.StatusForbidden, "token_expired"}
 	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrTooLong):
 		return apiError{http.StatusForbidden, "token_invalid"}
+	case errors.Is(err, cutoff.ErrRevoked):
+		return apiError{http.StatusForbidden, "token_revoked"}
+	case errors.Is(err, errTooManyClients):
+		return apiError{http.StatusBadRequest, "too_many_clients"}
+	case errors.Is(err, errInvalidRequest):
+		return apiError{http.StatusBadRequest, "invalid_request"}
+	case errors.Is(err, errPresenceOff):
+		return apiError{http.StatusNotImplemented, "presence_off"}
 	case errors.Is(err, poll.ErrTooManyPolls):
 		return apiError{http.StatusTooManyRequests, "too_many_polls"}
 	case errors.Is(err, poll.ErrOverloaded):
@@ -169,6 +178,9 @@ func explain(err error) string {
 	case "too_many_polls":
 		return "this client already holds its maximum of polls on this node"
 	case "unauthorized":
+		if errors.Is(err, errAdminUnauthorized) {
+			return "the server API needs the admin secret (the publish secret on a node without one) as \"Authorization: Bearer <secret>\""
+		}
 		return "publishing needs the publish secret as \"Authorization: Bearer <secret>\""
 	case "secret_in_query":
 		return "send the publish secret in the Authorization header, never in the URL"
@@ -188,6 +200,10 @@ func explain(err error) string {
 		return "the token is not valid for this client"
 	case "token_expired":
 		return "the token has expired; fetch a new one from the application"
+	case "token_revoked":
+		return "the client was disconnected and its older tokens revoked; fetch a new one from the application"
+	case "presence_off":
+		return "presence is off on this node (-presence=false)"
 	case "body_too_large":
 		var tooBig *http.MaxBytesError
 		errors.As(err, &tooBig)
@@ -201,6 +217,12 @@ func explain(err error) string {
 }
 
 func allowed(path string) string {
+	if rest, ok := strings.CutPrefix(path, "/api/clients/"); ok {
+		if strings.HasSuffix(rest, "/disconnect") {
+			return "POST"
+		}
+		return "DELETE, GET"
+	}
 	switch path {
 	case "/publish", "/demo/publish":
 		return "POST"

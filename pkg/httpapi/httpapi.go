@@ -46,6 +46,20 @@ type Config struct {
 	// /stream and POST /ack then require (package token); its first
 	// secret mints the demo's tokens. No secrets: no tokens needed.
 	Tokens token.Verifier
+	// AdminSecrets, when not empty, are the secrets the server API
+	// (/api/, api.go) accepts as "Authorization: Bearer"; empty: it
+	// accepts the publish secrets (and is open when there are none).
+	AdminSecrets []string
+	// Clients serves the server API's inspect and delete. Nil: they
+	// answer 404.
+	Clients Clients
+	// Cutoff serves the server API's disconnect and, with tokens,
+	// refuses those a disconnect revoked. Nil: no disconnect, and no
+	// check.
+	Cutoff Cutoff
+	// Presence serves GET /api/presence, the presence in GET
+	// /api/clients/{client} and the demo's. Nil: presence is off (501).
+	Presence Presence
 	// MaxBodyBytes bounds a publish body. Default: 1 MiB.
 	MaxBodyBytes int64
 	// Limits bound what a publish may carry.
@@ -161,6 +175,7 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 		h.writeError(w, r, jsonFormat, errMethodNotAllowed)
 	})
 	r.Post("/publish", h.publish)
+	h.apiRoutes(r)
 	r.Group(func(r chi.Router) { // the routes browsers call, possibly from other origins
 		r.Use(h.cors)
 		r.Get("/poll", h.poll)
@@ -178,6 +193,7 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 		r.Handle("/demo/*", demoFiles(cfg.Assets))
 		r.Post("/demo/publish", h.demoPublish)
 		r.Get("/demo/token", h.demoToken)
+		r.Get("/demo/presence", h.demoPresence)
 	}
 	r.Get("/healthz", h.healthz)
 	if !cfg.SeparateAdmin {

@@ -68,10 +68,11 @@ type parked struct {
 	wokenCh atomic.Pointer[poll.Wakeups] // for a poll waiting in its handler
 }
 
-// pollParked answers a poll, parking it when it has to wait.
-func (h *Handler) pollParked(w http.ResponseWriter, r *http.Request, client string, since message.Cursor) {
+// pollParked answers a poll, parking it when it has to wait; ctx is the
+// request's, with its check (see subscriber).
+func (h *Handler) pollParked(ctx context.Context, w http.ResponseWriter, r *http.Request, client string, since message.Cursor) {
 	pk := &parked{h: h}
-	res, held, err := h.poller.Hold(r.Context(), client, since, pk.wake)
+	res, held, err := h.poller.Hold(ctx, client, since, pk.wake)
 	if err != nil {
 		h.pollFailed(w, r, err)
 		return

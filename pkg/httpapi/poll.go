@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/poll"
 )
 
 // pollWriteMargin is how long past the poll timeout a poll's answer may
@@ -14,13 +16,17 @@ const pollWriteMargin = 10 * time.Second
 
 // poll handles GET /poll?client=ID&since=CURSOR.
 func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
-	client, since, err := h.subscriber(r, "")
+	client, since, check, err := h.subscriber(r, "")
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
+	ctx := r.Context()
+	if check != nil {
+		ctx = poll.WithCheck(ctx, check)
+	}
 	if h.cfg.Park && canPark(r) {
-		h.pollParked(w, r, client, since)
+		h.pollParked(ctx, w, r, client, since)
 		return
 	}
 
@@ -28,7 +34,7 @@ func (h *Handler) poll(w http.ResponseWriter, r *http.Request) {
 	// whole poll timeout.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.cfg.PollTimeout + pollWriteMargin))
 
-	res, err := h.poller.Poll(r.Context(), client, since)
+	res, err := h.poller.Poll(ctx, client, since)
 	if err != nil {
 		h.pollFailed(w, r, err)
 		return
@@ -50,36 +56,41 @@ func (h *Handler) pollFailed(w http.ResponseWriter, r *http.Request, err error) 
 
 // subscriber reads and checks what /poll, /stream and /ack share: the
 // client, its cursor (cursor, when not empty, beats the since parameter)
-// and its token.
-func (h *Handler) subscriber(r *http.Request, cursor string) (string, message.Cursor, error) {
+// and its token. check, when not nil, is what is left to check of the
+// token, which reads Redis: that no disconnect revoked it (api.go).
+func (h *Handler) subscriber(r *http.Request, cursor string) (client string, since message.Cursor, check func(context.Context) error, err error) {
 	q := r.URL.Query()
-	client := q.Get("client")
+	client = q.Get("client")
 	if err := message.CheckClient(client); err != nil {
-		return "", message.Cursor{}, err
+		return "", message.Cursor{}, nil, err
 	}
 	if cursor == "" {
 		cursor = q.Get("since")
 	}
-	since, err := message.ParseCursor(cursor)
+	since, err = message.ParseCursor(cursor)
 	if err != nil {
-		return "", message.Cursor{}, err
+		return "", message.Cursor{}, nil, err
 	}
-	if err := h.authorizePoll(r, client); err != nil {
-		return "", message.Cursor{}, err
+	check, err = h.authorizePoll(r, client)
+	if err != nil {
+		return "", message.Cursor{}, nil, err
 	}
-	return client, since, nil
+	return client, since, check, nil
 }
 
 // authorizePoll checks the client's token when tokens are required.
-func (h *Handler) authorizePoll(r *http.Request, client string) error {
+func (h *Handler) authorizePoll(r *http.Request, client string) (check func(context.Context) error, err error) {
 	if len(h.cfg.Tokens.Secrets) == 0 {
-		return nil
+		return nil, nil
 	}
 	tok := r.URL.Query().Get("token")
 	if tok == "" {
 		tok, _ = bearer(r)
 	}
-	return h.cfg.Tokens.Verify(client, tok, time.Now())
+	if err := h.cfg.Tokens.Verify(client, tok, time.Now()); err != nil {
+		return nil, err
+	}
+	return h.tokenCheck(client, tok), nil
 }
 
 var (

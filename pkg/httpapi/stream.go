@@ -7,20 +7,25 @@ import (
 	"time"
 
 	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/poll"
 )
 
 // stream handles GET /stream?client=ID&since=CURSOR: server-sent events.
 // Last-Event-ID, which EventSource sends when it reconnects, beats since.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request) {
-	client, since, err := h.subscriber(r, r.Header.Get("Last-Event-ID"))
+	client, since, check, err := h.subscriber(r, r.Header.Get("Last-Event-ID"))
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
+	ctx := r.Context()
+	if check != nil {
+		ctx = poll.WithCheck(ctx, check)
+	}
 	rc := http.NewResponseController(w)
 	opened := false
 	var buf bytes.Buffer
-	err = h.poller.Stream(r.Context(), client, since, h.cfg.Heartbeat, func(page message.Page) error {
+	err = h.poller.Stream(ctx, client, since, h.cfg.Heartbeat, func(page message.Page) error {
 		buf.Reset()
 		if !opened {
 			opened = true
@@ -85,7 +90,10 @@ func (h *Handler) writeEvents(buf *bytes.Buffer, page message.Page) {
 // ack handles POST /ack?client=ID&since=CURSOR: a stream's background
 // acknowledgement.
 func (h *Handler) ack(w http.ResponseWriter, r *http.Request) {
-	client, since, err := h.subscriber(r, "")
+	client, since, check, err := h.subscriber(r, "")
+	if err == nil && check != nil {
+		err = check(r.Context())
+	}
 	if err == nil {
 		var reset bool
 		reset, err = h.store.Ack(r.Context(), client, since)
@@ -97,7 +105,9 @@ func (h *Handler) ack(w http.ResponseWriter, r *http.Request) {
 		if ctxGone(r, err) {
 			return
 		}
-		h.m.RedisError("ack")
+		if classify(err).code == "unavailable" {
+			h.m.RedisError("ack")
+		}
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}

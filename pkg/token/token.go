@@ -96,6 +96,18 @@ func (v Verifier) Verify(client, tok string, now time.Time) error {
 	return nil
 }
 
+// Expiry returns the expiry a token states, without checking it: call
+// it once Verify accepted the token. ok is false for a token that is not
+// of the form EXP.SIG.
+func Expiry(tok string) (exp time.Time, ok bool) {
+	expText, _, found := strings.Cut(tok, ".")
+	sec, err := strconv.ParseInt(expText, 10, 64)
+	if !found || err != nil || sec < 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
+}
+
 // signed reports whether sig signs client and expText under any secret.
 // Every secret is tried, so the time taken does not tell which one
 // matched.

@@ -111,3 +111,15 @@ func ExampleMint() {
 	fmt.Println(tok)
 	// Output: 1800000000.OJy6rWDNN4fvMrkOBF1Jtl-qlb24LC065SQGhcG9rjs
 }
+
+func TestExpiry(t *testing.T) {
+	exp := time.Unix(1_800_000_000, 0)
+	if got, ok := token.Expiry(token.Mint([]byte("s"), "alice", exp)); !ok || !got.Equal(exp) {
+		t.Errorf("Expiry(minted for %v) = %v, %v", exp, got, ok)
+	}
+	for _, bad := range []string{"", "1800000000", "x.sig", "-1.sig"} {
+		if _, ok := token.Expiry(bad); ok {
+			t.Errorf("Expiry(%q) = ok", bad)
+		}
+	}
+}
