@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cometbox/cometbox/pkg/config"
+	"github.com/cometbox/cometbox/pkg/cutoff"
 	"github.com/cometbox/cometbox/pkg/httpapi"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/metrics"
@@ -134,10 +135,13 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		nopts.Cluster = notify.ClusterOf(cc)
 	}
 	n := notify.New(rdb.client, q.WakeChannel, log.With("component", "notify"), m, nopts)
+	pres := newPresence(cfg, rdb, m, log)
 	p := poll.New(q, n.Watch, m, poll.Options{
 		Timeout: cfg.PollTimeout, Limit: cfg.BatchSize, DrainSpread: cfg.DrainSpread,
 		MaxHeld: maxPolls, MaxPerClient: cfg.MaxPollsPerClient,
-		Refresh: cfg.QueueTTL / 8, // a quiet stream keeps its client's keys
+		Refresh:     cfg.QueueTTL / 8, // a quiet stream keeps its client's keys
+		Presence:    pollPresence(pres),
+		Disconnects: cutoff.IsDisconnect,
 	})
 	// Every request's context; cancelled when the shutdown grace period is
 	// over.
@@ -146,6 +150,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	h := httpapi.New(q, p, httpapi.Config{
 		PublishSecrets:    cfg.PublishSecrets,
 		Tokens:            tokenVerifier(cfg),
+		AdminSecrets:      cfg.AdminSecrets,
+		Clients:           q,
+		Cutoff:            newCutoff(cfg, rdb, q),
+		Presence:          apiPresence(pres),
 		MaxBodyBytes:      int64(cfg.MaxBody),
 		Limits:            message.Limits{MaxMessageBytes: int(cfg.MaxMessage), MaxMessages: cfg.MaxBatch},
 		PollTimeout:       cfg.PollTimeout,
@@ -199,6 +207,13 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	defer cancelBg()
 	notifyDone := make(chan struct{})
 	go func() { defer close(notifyDone); _ = n.Run(bg) }()
+	presenceDone := make(chan struct{})
+	go func() {
+		defer close(presenceDone)
+		if pres != nil {
+			_ = pres.Run(bg)
+		}
+	}()
 	go returnMemory(bg, log, time.Second, 32<<20)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -251,6 +266,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	}
 	cancelBg()
 	<-notifyDone
+	<-presenceDone
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -42,6 +42,15 @@ type Config struct {
 	TokenSecrets   []string
 	TokenLeeway    time.Duration
 	TokenMaxTTL    time.Duration
+	// AdminSecrets guard the server API (/api/); empty: the publish
+	// secrets do.
+	AdminSecrets []string
+
+	Presence       bool
+	PresenceLinger time.Duration
+	WebhookURL     string
+	WebhookSecrets []string
+	WebhookMaxAge  time.Duration
 
 	CORSOrigins     []string
 	StreamHeartbeat time.Duration
@@ -113,6 +122,18 @@ func Parse(args []string, getenv func(string) string, environ []string, out io.W
 		c.TokenSecrets = secretList(v)
 		return nil
 	})
+	fs.Func("admin-secret", "secret required as \"Authorization: Bearer\" on the server API (/api/: presence, inspect, delete, disconnect); several, comma-separated, while one is rotated; empty: the publish secret is required there (prefer the environment variable)", func(v string) error {
+		c.AdminSecrets = secretList(v)
+		return nil
+	})
+	fs.BoolVar(&c.Presence, "presence", true, "track which clients are online (a poll held or a stream open on any node, and the linger after), for GET /api/presence and the webhooks")
+	fs.DurationVar(&c.PresenceLinger, "presence-linger", 5*time.Second, "how long a client stays online after its last poll or stream ended, so that the gap between polls never shows as offline")
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "URL the presence changes (client_online, client_offline) are POSTed to, signed with -webhook-secret; empty: no webhooks")
+	fs.Func("webhook-secret", "HMAC secret that signs the webhooks (Cometbox-Signature); several, comma-separated, while one is rotated: each signs (prefer the environment variable)", func(v string) error {
+		c.WebhookSecrets = secretList(v)
+		return nil
+	})
+	fs.DurationVar(&c.WebhookMaxAge, "webhook-max-age", 10*time.Minute, "presence events not delivered this long after they happened are dropped (counted and logged), so a dead receiver queues nothing without bound")
 	fs.DurationVar(&c.TokenLeeway, "token-leeway", 60*time.Second, "how long after its expiry a token is still accepted, for clock skew")
 	fs.DurationVar(&c.TokenMaxTTL, "token-max-ttl", 24*time.Hour, "tokens that expire further ahead than this are refused, so that a leaked token cannot live forever; 0: no bound")
 	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port]) whose pages may poll and stream from another origin; * allows any", func(v string) error {
@@ -229,6 +250,14 @@ func (c *Config) validate() error {
 	check(c.ReadHeaderTimeout > 0 && c.IdleTimeout > 0, "-read-header-timeout and -idle-timeout: want positive durations")
 	check(c.GCPercent >= 10 && c.GCPercent <= 10000, "-gc-percent %d: want 10 to 10000", c.GCPercent)
 	check(c.StreamHeartbeat >= time.Second && c.StreamHeartbeat <= 5*time.Minute, "-stream-heartbeat %v: want 1s to 5m", c.StreamHeartbeat)
+	check(c.PresenceLinger >= 100*time.Millisecond && c.PresenceLinger <= 10*time.Minute, "-presence-linger %v: want 100ms to 10m", c.PresenceLinger)
+	check(c.WebhookMaxAge >= time.Second, "-webhook-max-age %v: want at least 1s", c.WebhookMaxAge)
+	if c.WebhookURL != "" {
+		u, err := url.Parse(c.WebhookURL)
+		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "-webhook-url %q: want an http(s) URL", c.WebhookURL)
+		check(len(c.WebhookSecrets) > 0, "-webhook-url needs -webhook-secret (COMETBOX_WEBHOOK_SECRET), which signs every webhook")
+		check(c.Presence, "-webhook-url needs -presence: the webhooks are its changes")
+	}
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -202,5 +203,41 @@ func TestVersionVariableIgnored(t *testing.T) {
 	getenv, environ = env(map[string]string{"COMETBOX_PARK_POLLS": "yes"})
 	if _, _, err := config.Parse(nil, getenv, environ, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `COMETBOX_PARK_POLLS="yes": want true or false`) {
 		t.Errorf("COMETBOX_PARK_POLLS=yes: %v; want it named with what a boolean takes", err)
+	}
+}
+
+func TestPresenceAndWebhookSettings(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // in the error; empty: valid
+	}{
+		{"defaults", nil, nil, ""},
+		{"webhook", []string{"-webhook-url", "https://app.example/hooks/cometbox"}, map[string]string{"COMETBOX_WEBHOOK_SECRET": "w"}, ""},
+		{"webhook without a secret", []string{"-webhook-url", "https://app.example/hooks"}, nil, "needs -webhook-secret"},
+		{"webhook not http", []string{"-webhook-url", "ftp://app.example/"}, map[string]string{"COMETBOX_WEBHOOK_SECRET": "w"}, "want an http(s) URL"},
+		{"webhook without presence", []string{"-webhook-url", "http://a/", "-presence=false"}, map[string]string{"COMETBOX_WEBHOOK_SECRET": "w"}, "needs -presence"},
+		{"linger too short", []string{"-presence-linger", "10ms"}, nil, "-presence-linger"},
+		{"max age too short", []string{"-webhook-max-age", "0s"}, nil, "-webhook-max-age"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv, environ := env(tt.env)
+			c, _, err := config.Parse(tt.args, getenv, environ, io.Discard)
+			if tt.want == "" {
+				if err != nil || !c.Presence || c.PresenceLinger != 5*time.Second {
+					t.Errorf("Parse = %+v, %v", c, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse = %v; want an error about %s", err, tt.want)
+			}
+		})
+	}
+	getenv, environ := env(map[string]string{"COMETBOX_ADMIN_SECRET": "a1, a2", "COMETBOX_WEBHOOK_SECRET": "w1,w2"})
+	c, _, err := config.Parse(nil, getenv, environ, io.Discard)
+	if err != nil || strings.Join(c.AdminSecrets, "|") != "a1|a2" || strings.Join(c.WebhookSecrets, "|") != "w1|w2" {
+		t.Errorf("secrets = %q, %q, %v", c.AdminSecrets, c.WebhookSecrets, err)
 	}
 }
