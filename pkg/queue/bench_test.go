@@ -34,7 +34,16 @@ func messageInRedis(b *testing.B, idempotent bool) {
 	rs := redisserver.Start(b, redisserver.Options{Args: []string{"--appendonly", "yes", "--appendfsync", "no"}})
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	b.Cleanup(func() { _ = rdb.Close() })
-	q := New(rdb, Options{})
+	// As on a node: every publish carries the primary's term.
+	info, err := rs.Do("INFO", "replication")
+	if err != nil {
+		b.Fatal(err)
+	}
+	primary := NewPrimary()
+	if err := primary.Learned(infoField(info, "master_replid")); err != nil || primary.Term() == "" {
+		b.Fatalf("term %q: %v", primary.Term(), err)
+	}
+	q := New(rdb, Options{Primary: primary})
 
 	const clients = 1000
 	payload := message.EncodeText(strings.Repeat("x", 48))

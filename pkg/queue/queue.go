@@ -72,6 +72,12 @@ type Options struct {
 	// Durability, when set, makes Publish wait until Redis confirms the
 	// write on disk or on replicas. Default: none.
 	Durability Durability
+	// Primary, when set, gives every publish the term of the Redis
+	// primary it writes to, so that a new primary gives a sequence a new
+	// epoch (see enqueue.lua), and holds publishes while it changes
+	// (see Primary). Default: none (no terms), as on the embedded Redis
+	// and on a Cluster, whose shards each have their own primary.
+	Primary *Primary
 	// Pipeline makes the script calls of concurrent requests (reads,
 	// acknowledgements, publishes) share pipelines: fewer round trips and
 	// system calls for the node and for Redis, and no pile-up on the
@@ -209,6 +215,16 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		wake = "SPUBLISH"
 	}
 	nowMS := strconv.FormatInt(q.now().UnixMilli(), 10)
+	term, leave := "", func() {}
+	if p := q.opts.Primary; p != nil {
+		var err error
+		if term, err = p.enter(ctx); err != nil {
+			return message.Published{}, err
+		}
+		var once sync.Once
+		leave = func() { once.Do(p.leave) }
+		defer leave()
+	}
 
 	calls := make([]scriptCall, len(groups))
 	for i, g := range groups {
@@ -216,9 +232,9 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		if err != nil {
 			return message.Published{}, err
 		}
-		args := make([]any, 0, 8+len(g.indexes))
+		args := make([]any, 0, 9+len(g.indexes))
 		args = append(args, epoch, q.opts.Cap, seconds(q.opts.TTL), idemTTL,
-			q.WakeChannel(g.client), wake, nowMS, digest)
+			q.WakeChannel(g.client), wake, nowMS, digest, term)
 		for _, idx := range g.indexes {
 			args = append(args, []byte(batch.Messages[idx].Data))
 		}
@@ -237,6 +253,7 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 	} else {
 		results, err = runScripts(ctx, q.rdb, calls)
 	}
+	leave() // the scripts are done with the term; a durable publish waits on without it
 	if err != nil {
 		return message.Published{}, fmt.Errorf("queue: enqueue %d messages for %d clients: %w", len(batch.Messages), len(groups), err)
 	}
