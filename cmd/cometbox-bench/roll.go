@@ -33,6 +33,7 @@ func rollCmd(args []string, stdout, stderr io.Writer) error {
 		redisURL    = fs.String("redis-url", "", "use this Redis instead of starting one")
 		nodes       = fs.Int("nodes", 3, "nodes behind HAProxy (at most the config's server lines)")
 		subs        = fs.Int("subs", 2000, "long-polls through HAProxy, one client id each")
+		idle        = fs.Int("idle", 0, "of -subs, how many get no message: their polls are held until they time out")
 		rate        = fs.Float64("rate", 300, "messages a second, one per publish, through HAProxy")
 		publishers  = fs.Int("publishers", 8, "publisher connections")
 		sourceAddrs = fs.Int("source-addrs", 8, "spread subscriber connections over source addresses 127.0.0.1..127.0.0.K")
@@ -114,7 +115,7 @@ func rollCmd(args []string, stdout, stderr io.Writer) error {
 	_, _ = rand.Read(b4[:])
 	res, err := bench.Roll(ctx, bench.RollOptions{
 		Topology: top, Target: &bench.Cometbox{Secret: secret},
-		Subscribers: *subs, SourceAddrs: *sourceAddrs, Publishers: *publishers, IDPrefix: "roll-" + hex.EncodeToString(b4[:]) + "-",
+		Subscribers: *subs, Idle: *idle, SourceAddrs: *sourceAddrs, Publishers: *publishers, IDPrefix: "roll-" + hex.EncodeToString(b4[:]) + "-",
 		Rate: *rate, Rounds: *rounds, Kills: *kills, Baseline: *baseline, Slot: *slot,
 		PollTimeout: *pollTimeout, StopWait: *drainDelay + *shutdown + 10*time.Second, Progress: progress,
 	})

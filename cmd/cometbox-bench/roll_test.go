@@ -15,7 +15,8 @@ import (
 
 // TestRoll runs the rolling-restart mode at a small scale: two nodes
 // behind the project's haproxy.cfg with 100ms checks and a 1s drain
-// delay, one round of SIGTERMs and one SIGKILL. Every window must
+// delay, 100 subscribers of which 20 idle, one round of SIGTERMs and one
+// SIGKILL. Every window must
 // account for its messages, none lost or twice; no timing is asserted.
 func TestRoll(t *testing.T) {
 	testenv.LookPath(t, "haproxy", "apt-get install haproxy")
@@ -23,7 +24,7 @@ func TestRoll(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "roll.json")
 	var stdout, stderr bytes.Buffer
 	args := []string{"-node-bin", nodeproc.Binary(t), "-haproxy-cfg", filepath.Join("..", "..", "deployments", "haproxy", "haproxy.cfg"),
-		"-nodes", "2", "-subs", "100", "-rate", "100", "-rounds", "1", "-kills", "1", "-baseline", "2s", "-slot", "3s",
+		"-nodes", "2", "-subs", "100", "-idle", "20", "-rate", "100", "-rounds", "1", "-kills", "1", "-baseline", "2s", "-slot", "3s",
 		"-drain-delay", "1s", "-drain-spread", "500ms", "-check-inter", "100ms", "-check-rise", "1",
 		"-dir", t.TempDir(), "-json", out, "-quiet"}
 	if err := rollCmd(args, &stdout, &stderr); err != nil {

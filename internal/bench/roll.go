@@ -23,6 +23,9 @@ type RollOptions struct {
 	// Target speaks to the nodes (its secret is the topology's).
 	Target      Target
 	Subscribers int
+	// Idle subscribers (of Subscribers) get no message: their polls are
+	// held until they time out, as most browsers' are most of the time.
+	Idle        int
 	SourceAddrs int
 	Publishers  int
 	IDPrefix    string
@@ -53,6 +56,7 @@ type RollResult struct {
 	Machine  MachineInfo `json:"machine"`
 	Nodes    int         `json:"nodes"`
 	Subs     int         `json:"subscribers"`
+	Idle     int         `json:"idle_subscribers"`
 	Rate     float64     `json:"rate"`
 	Baseline Window      `json:"baseline"`
 	Restarts []Restart   `json:"restarts"`
@@ -100,7 +104,7 @@ func Roll(ctx context.Context, opts RollOptions) (*RollResult, error) {
 	tl := &Timeline{}
 	r, err := NewRunner(GenConfig{
 		Target: opts.Target, URLs: []string{top.LB}, Subscribers: opts.Subscribers, SourceAddrs: opts.SourceAddrs,
-		IDPrefix: opts.IDPrefix, Publishers: opts.Publishers,
+		IDPrefix: opts.IDPrefix, Publishers: opts.Publishers, Idle: opts.Idle,
 		Phases: []Phase{{Name: "roll", Rate: opts.Rate, Batch: 1, Duration: total}},
 		Drain:  30 * time.Second, MaxRun: total + 10*time.Minute, Timeline: tl,
 	})
@@ -113,7 +117,7 @@ func Roll(ctx context.Context, opts RollOptions) (*RollResult, error) {
 		}
 	}
 	res := &RollResult{Tool: "cometbox-bench roll", Date: time.Now().UTC().Format(time.RFC3339), Machine: Machine(),
-		Nodes: len(top.Nodes), Subs: opts.Subscribers, Rate: opts.Rate}
+		Nodes: len(top.Nodes), Subs: opts.Subscribers, Idle: opts.Idle, Rate: opts.Rate}
 
 	cs := r.Connect(2 * time.Minute)
 	say("%d of %d subscribers connected in %.1fs", cs.Connected, cs.Subscribers, cs.Seconds)
@@ -245,8 +249,8 @@ func signalName(s syscall.Signal) string {
 // WriteRollTable prints res: one line for the baseline and one per
 // restart, each over its window.
 func WriteRollTable(w io.Writer, res *RollResult) {
-	fmt.Fprintf(w, "%s, %s, %d CPUs; %d nodes, %d subscribers, %.0f msg/s\n",
-		res.Tool, res.Date, res.Machine.CPUs, res.Nodes, res.Subs, res.Rate)
+	fmt.Fprintf(w, "%s, %s, %d CPUs; %d nodes, %d subscribers (%d idle), %.0f msg/s\n",
+		res.Tool, res.Date, res.Machine.CPUs, res.Nodes, res.Subs, res.Idle, res.Rate)
 	fmt.Fprintf(w, "\n%-10s %-11s %4s %6s %6s %6s %6s %9s %5s %4s %6s %8s %7s %7s %7s %7s\n",
 		"window", "node", "sig", "secs", "down", "exit", "up", "published", "lost", "dup", "empty", "timeouts", "instant", "p50 ms", "p99 ms", "max ms")
 	line := func(name, node, sig string, down, exit, up float64, win Window) {

@@ -56,6 +56,9 @@ type GenConfig struct {
 	// Timeline, when set, records when each message was sent and
 	// delivered and when empty answers came (see Runner.Windows).
 	Timeline *Timeline
+	// Idle is how many subscribers (the last ones) get no message: their
+	// polls are held until they time out. Default 0.
+	Idle int
 }
 
 // Runner is the load generator: it holds the subscribers and runs the
@@ -112,6 +115,9 @@ func NewRunner(cfg GenConfig) (*Runner, error) {
 	if cfg.Target == nil || len(cfg.URLs) == 0 || cfg.Subscribers <= 0 {
 		return nil, errors.New("bench: need a target, at least one URL and one subscriber")
 	}
+	if cfg.Idle < 0 || cfg.Idle >= cfg.Subscribers {
+		return nil, fmt.Errorf("bench: %d idle subscribers of %d: want at least one that gets messages", cfg.Idle, cfg.Subscribers)
+	}
 	cfg.SourceAddrs = max(cfg.SourceAddrs, 1)
 	if cfg.SourceAddrs > 250 {
 		return nil, errors.New("bench: at most 250 source addresses")
@@ -137,8 +143,8 @@ func NewRunner(cfg GenConfig) (*Runner, error) {
 			return nil, fmt.Errorf("bench: phase %s: batch %d: %s takes at most %d messages per publish",
 				p.Name, p.Batch, cfg.Target.Name(), cfg.Target.MaxBatch())
 		}
-		if p.Batch > cfg.Subscribers {
-			return nil, fmt.Errorf("bench: phase %s: batch %d is larger than the %d subscribers", p.Name, p.Batch, cfg.Subscribers)
+		if p.Batch > cfg.Subscribers-cfg.Idle {
+			return nil, fmt.Errorf("bench: phase %s: batch %d is larger than the %d subscribers that get messages", p.Name, p.Batch, cfg.Subscribers-cfg.Idle)
 		}
 		if p.Duration <= 0 {
 			return nil, fmt.Errorf("bench: phase %s: no duration", p.Name)
@@ -466,11 +472,14 @@ func (r *Runner) RunPhase(i int, onWindow func(start bool)) (PhaseStats, error) 
 	}, nil
 }
 
+// busy is how many subscribers get messages: the first ones.
+func (r *Runner) busy() uint64 { return uint64(len(r.subs) - r.cfg.Idle) }
+
 // pubLoop publishes on one connection until end: at the phase's rate
 // (requests scheduled on a shared clock) or back to back.
 func (r *Runner) pubLoop(j int, ph Phase, start, end time.Time) {
 	host := r.hosts[j%len(r.hosts)]
-	n := uint64(len(r.subs))
+	n := r.busy()
 	b := uint64(ph.Batch)
 	var interval time.Duration
 	if ph.Rate > 0 {

@@ -120,7 +120,7 @@ func (r *Runner) Windows(spans [][2]time.Time, opts WindowOptions) []Window {
 			}
 		}
 	}
-	n := uint64(len(r.subs))
+	n := r.busy()
 	for _, s := range r.subs {
 		s.tr.ForEach(func(seq uint64, acked, received bool) {
 			if !acked {
