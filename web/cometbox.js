@@ -347,6 +347,11 @@
     if (saved && c) {
       this._cursor = c;
     }
+    // Shared mode: whether this page was among the tabs before (it
+    // reloaded, even before any message: its cursor may be ""), so that it
+    // asks for what it missed rather than start where the tabs are.
+    this._back = saved !== null;
+    this._held = null;       // relays held back until the leader's sync
 
     var self = this;
     this._handlers = {
@@ -523,8 +528,8 @@
     if (this._ackTimer) {
       clearTimeout(this._ackTimer);
       this._ackTimer = null;
-    this._warm = null;       // the URL whose last poll (or probe) succeeded
     }
+    this._warm = null;       // the next poll probes first
     if (this._ackAbort) {
       this._ackAbort.abort();
       this._ackAbort = null;
@@ -1347,6 +1352,8 @@
   P._joinShared = function () {
     var self = this;
     var gen = this._gen;
+    var back = this._back;
+    this._back = true;
     this.role = "follower";
     this.transport = "shared";
     this._bus = new Bus(this._key, this._BC, this._local, this._win);
@@ -1355,14 +1362,16 @@
         self._onShared(m);
       }
     };
-    // A tab that opens later starts where the tabs are.
-    if (!this._cursor.epoch && !this._cursor.id) {
+    // A tab that opens later starts where the tabs are; one that was here
+    // before (a reload, back from the back/forward cache, start() after
+    // stop()) starts where it was.
+    if (!back && !this._cursor.epoch && !this._cursor.id) {
       var c = parseCursor(storageGet(this._local, this._key + ":shared-cursor"));
       if (c) {
         this._cursor = c;
       }
     }
-    this._post({ t: "hello", epoch: this._cursor.epoch, id: this._cursor.id });
+    this._hello(gen, back);
     this._emit("role", "follower");
     if (this._locks && isFunction(this._locks.request)) {
       var ac = typeof AbortController !== "undefined" ? new AbortController() : null;
@@ -1386,6 +1395,8 @@
     if (!this._bus) {
       return;
     }
+    this._held = null;
+    clearTimeout(this._heldTimer);
     if (this.role === "leader") {
       this._post({ t: "bye" });
       var lease = readLease(this._local, this._key);
@@ -1471,6 +1482,7 @@
   // the old leader still on their way, then connects from its own cursor.
   P._lead = function (gen) {
     var self = this;
+    this._release();
     this.role = "leader";
     this._emit("role", "leader");
     this._post({ t: "leader" });
@@ -1496,6 +1508,10 @@
       return;
     }
     var leader = this.role === "leader";
+    if (this._held && !leader && (m.t === "msg" || m.t === "gap" || m.t === "reset")) {
+      this._held.push(m); // after the sync, which may hold what came before
+      return;
+    }
     switch (m.t) {
       case "msg":
         if (!leader) {
@@ -1532,6 +1548,12 @@
           this._welcome(m);
         }
         break;
+      case "leader":
+        if (!leader && this._held) {
+          // Our hello may have reached no leader: ask the new one.
+          this._post(this._helloMsg);
+        }
+        break;
       case "sync":
         if (!leader && m.to === this._tabId) {
           this._synced(m);
@@ -1540,31 +1562,76 @@
     }
   };
 
+  // _hello tells the leader where this tab stands, and holds back the
+  // relays that come before the leader's answer (the sync), which may
+  // carry older messages: they are applied after it, or after a moment if
+  // no leader answers.
+  P._hello = function (gen, back) {
+    var self = this;
+    this._held = [];
+    this._helloMsg = { t: "hello", epoch: this._cursor.epoch, id: this._cursor.id, back: back };
+    this._post(this._helloMsg);
+    clearTimeout(this._heldTimer);
+    this._heldTimer = setTimeout(function () {
+      if (self._alive(gen)) {
+        self._release();
+      }
+    }, 1000);
+  };
+
+  P._release = function () {
+    var held = this._held;
+    this._held = null;
+    clearTimeout(this._heldTimer);
+    for (var i = 0; held && i < held.length; i++) {
+      this._onShared(held[i]);
+    }
+  };
+
   // _welcome answers a tab that joined: where the tabs stand, and the
-  // messages it missed (a reload while the leader delivered them).
+  // messages it missed (a reload, or the back/forward cache, while the
+  // leader delivered them): those above its cursor; or, when it was here
+  // before in no epoch or another (the client's first message, or a new
+  // sequence, came while it was away), all of this epoch's that it keeps.
   P._welcome = function (m) {
     var items = [];
-    if (m.epoch && m.epoch === this._cursor.epoch) {
+    var epoch = this._cursor.epoch;
+    var all = m.back && m.epoch !== epoch;
+    if (epoch && (m.epoch === epoch || all)) {
       for (var i = 0; i < this._ring.length; i++) {
-        if (this._ring[i].epoch === m.epoch && this._ring[i].id > m.id) {
+        if (this._ring[i].epoch === epoch && (all || this._ring[i].id > m.id)) {
           items.push(this._ring[i]);
         }
       }
     }
-    this._post({ t: "sync", to: m.from, epoch: this._cursor.epoch, id: this._cursor.id, items: items, state: this.state });
+    this._post({ t: "sync", to: m.from, epoch: epoch, id: this._cursor.id, items: items, state: this.state });
   };
 
+  // _synced applies the leader's answer. Messages it no longer has (its
+  // history is the last RING, and a leader that came later has less) are
+  // a gap for this tab, when the tab knows where it stood.
   P._synced = function (m) {
+    var known = !!this._cursor.epoch && m.epoch === this._cursor.epoch;
     if (m.epoch && this._cursor.epoch && m.epoch !== this._cursor.epoch) {
       this._applyReset(m.epoch, false);
     }
+    var next = this._cursor.id + 1;
     for (var i = 0; i < m.items.length; i++) {
-      this._deliver(m.items[i].epoch, m.items[i]);
+      var it = m.items[i];
+      if (known && it.id > next) {
+        this._emit("gap", { first: next, last: it.id - 1 });
+      }
+      this._deliver(it.epoch, it);
+      next = Math.max(next, it.id + 1);
+    }
+    if (known && m.id >= next) {
+      this._emit("gap", { first: next, last: m.id });
     }
     this._advance({ epoch: m.epoch, id: m.id });
     if (m.state) {
       this._setState(m.state);
     }
+    this._release();
   };
 
   return Cometbox;

@@ -795,8 +795,9 @@ function fakeLocks() {
   };
 }
 
-// sharedFetch simulates one node's queue for client alice: a poll with
+// fakeNode simulates one node's queue for client alice: a poll with
 // since=E:N answers the messages above N at once or holds until publish().
+// As a real node, it has no epoch before the first message (cursor "0").
 function fakeNode() {
   const msgs = [];
   const waiting = [];
@@ -805,7 +806,7 @@ function fakeNode() {
     const n = since ? Number(since.split(":")[1]) : 0;
     const out = msgs.filter((m) => m.id > n);
     const last = out.length ? out[out.length - 1].id : n;
-    return new Response(JSON.stringify(out), { status: 200, headers: { "Cometbox-Cursor": "ep:" + last } });
+    return new Response(JSON.stringify(out), { status: 200, headers: { "Cometbox-Cursor": msgs.length ? "ep:" + last : "0" } });
   };
   const fetch = (url, init) => {
     polls++;
@@ -892,3 +893,103 @@ for (const mode of ["locks", "lease"]) {
     d.cb.stop();
   });
 }
+
+// A follower tab in the back/forward cache (WebKit keeps pages there with
+// their state) misses what the leader relays meanwhile; back, it must get
+// it from the leader, also when it had no message yet (so no epoch: the
+// node has none before the first message), and also when the leader
+// relays a new message before answering the returning tab.
+for (const mode of ["locks", "lease"]) {
+  test(`shared mode (${mode}): a follower back from the back/forward cache gets what it missed, in order, once`, async (t) => {
+    const node = fakeNode();
+    const local = memoryStorage();
+    const locks = mode === "locks" ? fakeLocks() : null;
+    const client = "alice-bfcache-" + mode;
+    const a = tab(node, locks, local, { client });
+    const win = new FakeWindow();
+    const b = tab(node, locks, local, { client, window: win });
+    t.after(() => { a.cb.stop(); b.cb.stop(); });
+    a.cb.start();
+    await until(() => a.cb.role === "leader" && node.held === 1, 3000, "a leads");
+    b.cb.start();
+    await until(() => b.cb.role === "follower" && b.cb.state === "connected", 3000, "b follows");
+    const hide = new Event("pagehide");
+    hide.persisted = true;
+    win.dispatchEvent(hide);
+    assert.equal(b.cb.role, null, "b left the tabs");
+    node.publish("m1");
+    node.publish("m2");
+    await until(() => a.got.messages.length === 2, 2000, "a has m1, m2");
+    const show = new Event("pageshow");
+    show.persisted = true;
+    win.dispatchEvent(show);
+    node.publish("m3"); // relayed by a while b's hello is on its way
+    await until(() => a.got.messages.length === 3 && b.got.messages.length >= 3, 3000, "b caught up");
+    await sleep(100);
+    assert.deepEqual(b.got.messages.map((m) => m.data), ["m1", "m2", "m3"]);
+    assert.deepEqual(b.got.gaps, []);
+    assert.equal(b.cb.role, "follower");
+  });
+}
+
+test("shared mode: a returning follower whose missed messages left the leader's history is told of the gap", async (t) => {
+  const node = fakeNode();
+  const local = memoryStorage();
+  const locks = fakeLocks();
+  const client = "alice-ring";
+  const a = tab(node, locks, local, { client });
+  const win = new FakeWindow();
+  const b = tab(node, locks, local, { client, window: win });
+  t.after(() => { a.cb.stop(); b.cb.stop(); });
+  a.cb.start();
+  await until(() => a.cb.role === "leader" && node.held === 1, 3000, "a leads");
+  b.cb.start();
+  await until(() => b.cb.role === "follower" && b.cb.state === "connected", 3000, "b follows");
+  node.publish("m1");
+  await until(() => b.got.messages.length === 1, 2000, "m1 in b");
+  const hide = new Event("pagehide");
+  hide.persisted = true;
+  win.dispatchEvent(hide);
+  for (let i = 2; i <= 300; i++) node.publish("m" + i);
+  await until(() => a.got.messages.length === 300, 3000, "a has 300");
+  const show = new Event("pageshow");
+  show.persisted = true;
+  win.dispatchEvent(show);
+  await until(() => b.got.messages.length > 1, 3000, "b caught up");
+  await sleep(100);
+  // The leader keeps the last 256: 45..300. 2..44 are gone for b.
+  assert.deepEqual(b.got.gaps, [{ first: 2, last: 44 }]);
+  const ids = b.got.messages.map((m) => m.id);
+  assert.deepEqual(ids, [1].concat(Array.from({ length: 256 }, (_, i) => 45 + i)));
+});
+
+test("shared mode: a follower that reloads before the client's first message still gets it", async (t) => {
+  const node = fakeNode();
+  const local = memoryStorage();
+  const locks = fakeLocks();
+  const client = "alice-reload0";
+  const a = tab(node, locks, local, { client });
+  const session = memoryStorage();
+  const b = tab(node, locks, local, { client, sessionStorage: session });
+  const tabs = [a, b];
+  t.after(() => { for (const x of tabs) x.cb.stop(); });
+  a.cb.start();
+  await until(() => a.cb.role === "leader" && node.held === 1, 3000, "a leads");
+  b.cb.start();
+  await until(() => b.cb.role === "follower" && b.cb.state === "connected", 3000, "b follows");
+  b.cb.stop(); // the page unloads
+  node.publish("m1");
+  await until(() => a.got.messages.length === 1, 2000, "a has m1");
+  const b2 = tab(node, locks, local, { client, sessionStorage: session }); // the reloaded page
+  tabs.push(b2);
+  b2.cb.start();
+  await until(() => b2.got.messages.length === 1, 3000, "m1 in the reloaded page");
+  assert.deepEqual(b2.got.messages.map((m) => m.data), ["m1"]);
+  // A page opened later (a new tab) starts where the tabs are.
+  const c = tab(node, locks, local, { client });
+  tabs.push(c);
+  c.cb.start();
+  await until(() => c.cb.state === "connected", 3000, "c follows");
+  await sleep(100);
+  assert.deepEqual(c.got.messages, []);
+});
