@@ -17,7 +17,8 @@ use Cometbox\Transport\Transport;
 use Cometbox\Transport\Transports;
 
 /**
- * Publishes messages to cometbox nodes and mints browser tokens.
+ * Publishes messages to cometbox nodes, mints browser tokens, and asks the
+ * nodes' server API about clients and acts on them.
  *
  *     $cometbox = new Client(['http://node1:8080', 'http://node2:8080'], getenv('COMETBOX_PUBLISH_SECRET'));
  *     $id = $cometbox->send('alice', 'Hello');
@@ -50,7 +51,11 @@ final class Client implements Publisher
         'format' => '"xml" or "json"',
         'maxAttempts' => 'an int or null',
         'connectTimeout' => 'a number of seconds',
+        'adminSecret' => 'a string',
     ];
+
+    /** The most clients one GET /api/presence asks about; presence() splits longer lists. */
+    private const PRESENCE_BATCH = 100;
 
     /** @var string[] */
     private array $nodes;
@@ -58,6 +63,8 @@ final class Client implements Publisher
     private string $secret;
 
     private string $tokenSecret;
+
+    private string $adminSecret;
 
     private Format $format;
 
@@ -74,6 +81,7 @@ final class Client implements Publisher
      * @param string         $format         the publish body: self::FORMAT_XML or self::FORMAT_JSON
      * @param int|null       $maxAttempts    the most requests one call makes; null: 3, or the number of nodes if more
      * @param float          $connectTimeout the most seconds one attempt spends connecting (within $timeout)
+     * @param string         $adminSecret    the nodes' -admin-secret, for the server API; empty: $secret is used
      *
      * @throws InvalidArgumentException naming the first bad argument
      */
@@ -85,10 +93,12 @@ final class Client implements Publisher
         string $tokenSecret = '',
         string $format = self::FORMAT_XML,
         ?int $maxAttempts = null,
-        float $connectTimeout = 1.0
+        float $connectTimeout = 1.0,
+        string $adminSecret = ''
     ) {
         $this->nodes = self::checkNodes($nodes);
         self::checkSecret($secret);
+        self::checkSecret($adminSecret);
         self::checkSeconds('timeout', $timeout);
         self::checkSeconds('connectTimeout', $connectTimeout);
         if ($maxAttempts !== null && $maxAttempts < 1) {
@@ -104,6 +114,7 @@ final class Client implements Publisher
 
         $this->secret = $secret;
         $this->tokenSecret = $tokenSecret;
+        $this->adminSecret = $adminSecret;
         $this->transport = $transport ?? Transports::detect();
         $this->pool = new NodePool(
             $this->nodes,
@@ -154,7 +165,8 @@ final class Client implements Publisher
             $options['tokenSecret'] ?? '',
             $options['format'] ?? self::FORMAT_XML,
             $options['maxAttempts'] ?? null,
-            (float) ($options['connectTimeout'] ?? 1.0)
+            (float) ($options['connectTimeout'] ?? 1.0),
+            $options['adminSecret'] ?? ''
         );
     }
 
@@ -218,6 +230,104 @@ final class Client implements Publisher
         }
 
         return Token::mint($this->tokenSecret, $client, time() + $ttlSeconds);
+    }
+
+    public function presence(array $clients): array
+    {
+        $ids = [];
+        foreach (array_values($clients) as $i => $client) {
+            if (!is_string($client)) {
+                throw new InvalidArgumentException(sprintf('clients[%d]: want a client id string, got %s', $i, self::typeOf($client)));
+            }
+            ClientId::check($client);
+            $ids[$client] = true;
+        }
+        $out = [];
+        foreach (array_chunk(array_keys($ids), self::PRESENCE_BATCH) as $chunk) {
+            $query = implode('&', array_map(static function (string $c): string {
+                return 'client=' . rawurlencode($c);
+            }, $chunk));
+            $items = $this->api('GET', '/api/presence?' . $query, '', 'clients')['clients'];
+            foreach (is_array($items) ? $items : [] as $item) {
+                $p = Presence::fromArray(is_array($item) ? $item : []);
+                $out[$p->client()] = $p;
+            }
+        }
+
+        return $out;
+    }
+
+    public function inspect(string $client): ClientInfo
+    {
+        ClientId::check($client);
+
+        return ClientInfo::fromArray($this->api('GET', '/api/clients/' . rawurlencode($client), '', 'client'));
+    }
+
+    public function deleteQueue(string $client): bool
+    {
+        ClientId::check($client);
+
+        return ($this->api('DELETE', '/api/clients/' . rawurlencode($client), '', 'deleted')['deleted'] ?? false) === true;
+    }
+
+    public function disconnect(string $client, bool $refuseTokens = false, ?int $tokenTtlSeconds = null): ?int
+    {
+        ClientId::check($client);
+        if ($tokenTtlSeconds !== null && !$refuseTokens) {
+            throw new InvalidArgumentException('disconnect(): tokenTtlSeconds applies only with refuseTokens');
+        }
+        if ($tokenTtlSeconds !== null && $tokenTtlSeconds < 1) {
+            throw new InvalidArgumentException(sprintf('token lifetime %d seconds: want 1 or more', $tokenTtlSeconds));
+        }
+        $body = '';
+        if ($refuseTokens) {
+            $request = ['refuse_tokens' => true];
+            if ($tokenTtlSeconds !== null) {
+                $request['token_ttl'] = $tokenTtlSeconds;
+            }
+            $body = (string) json_encode($request);
+        }
+        $answer = $this->api('POST', '/api/clients/' . rawurlencode($client) . '/disconnect', $body, 'client');
+
+        return isset($answer['tokens_refused_until']) ? (int) $answer['tokens_refused_until'] : null;
+    }
+
+    /**
+     * Calls the server API and returns its JSON answer, which must have
+     * the key $expect.
+     *
+     * @return array<string, mixed>
+     */
+    private function api(string $method, string $path, string $body, string $expect): array
+    {
+        $headers = [
+            'Accept' => 'application/json',
+            'User-Agent' => 'cometbox-php/' . self::VERSION . ' PHP/' . PHP_VERSION,
+        ];
+        if ($body !== '') {
+            $headers['Content-Type'] = 'application/json';
+        }
+        $secret = $this->adminSecret !== '' ? $this->adminSecret : $this->secret;
+        if ($secret !== '') {
+            $headers['Authorization'] = 'Bearer ' . $secret;
+        }
+
+        return $this->pool->call($method, $path, $headers, $body, static function (Response $answer, string $node) use ($method, $path, $expect): array {
+            $doc = json_decode($answer->body(), true);
+            if (!is_array($doc) || !array_key_exists($expect, $doc)) {
+                throw new TransportException(sprintf(
+                    'cometbox node %s answered %s %s with %d, but not with the expected JSON: %s',
+                    $node,
+                    $method,
+                    $path,
+                    $answer->status(),
+                    Text::quote($answer->body(), 120)
+                ));
+            }
+
+            return $doc;
+        });
     }
 
     /**
@@ -334,6 +444,7 @@ final class Client implements Publisher
                 return is_array($value);
             case 'secret':
             case 'tokenSecret':
+            case 'adminSecret':
             case 'format':
                 return is_string($value);
             case 'timeout':

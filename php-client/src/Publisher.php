@@ -10,9 +10,10 @@ use Cometbox\Exception\LogicException;
 use Cometbox\Exception\TransportException;
 
 /**
- * What an application needs from cometbox: publishing messages to clients
- * and minting their browsers' tokens. Client implements it; depend on this
- * interface to mock cometbox in your own tests.
+ * What an application needs from cometbox: publishing messages to clients,
+ * minting their browsers' tokens, and the server API (who is online, a
+ * client's queue, disconnecting a client). Client implements it; depend on
+ * this interface to mock cometbox in your own tests.
  */
 interface Publisher
 {
@@ -59,4 +60,62 @@ interface Publisher
      * @throws LogicException           when the client has no token secret
      */
     public function token(string $client, int $ttlSeconds): string;
+
+    /**
+     * Who of $clients is online: a node holds a poll or stream of it, or
+     * held one less than the nodes' -presence-linger ago (GET
+     * /api/presence; lists over 100 take several requests).
+     *
+     * @param string[] $clients client ids
+     *
+     * @return array<string, Presence> by client id, in the order asked (duplicates once)
+     *
+     * @throws InvalidArgumentException for a bad client id; nothing was sent
+     * @throws ApiException             when a node refused the call (a wrong admin secret, presence off: 501)
+     * @throws TransportException       when no node answered
+     */
+    public function presence(array $clients): array;
+
+    /**
+     * A client's queue (how many messages wait, their ids, the sequence's
+     * epoch) and whether it is online (GET /api/clients/{client}).
+     *
+     * @throws InvalidArgumentException for a bad client id
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered
+     */
+    public function inspect(string $client): ClientInfo;
+
+    /**
+     * Deletes a client's queue and sequence (DELETE /api/clients/{client}):
+     * its browser's next poll gets the reset signal, and the next message
+     * starts a new sequence.
+     *
+     * @return bool whether there was a queue to delete
+     *
+     * @throws InvalidArgumentException for a bad client id
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered
+     */
+    public function deleteQueue(string $client): bool;
+
+    /**
+     * Ends every held poll and open stream of a client, on every node, at
+     * once (POST /api/clients/{client}/disconnect). With $refuseTokens,
+     * the client's tokens minted before now are refused from now on
+     * (403 token_revoked), while tokens minted after work: the way to cut
+     * off a banned user without rotating the token secret. Tokens carry
+     * their expiry, not when they were minted, so give the lifetime you
+     * mint this client's tokens for ($tokenTtlSeconds, as passed to
+     * token()); null: the nodes' -token-max-ttl, which refuses every token
+     * minted before now but also those minted for less than that until
+     * then.
+     *
+     * @return int|null until when (Unix seconds) the client's tokens expiring by then are refused; null when none are
+     *
+     * @throws InvalidArgumentException for a bad client id or lifetime
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered; calling again is safe
+     */
+    public function disconnect(string $client, bool $refuseTokens = false, ?int $tokenTtlSeconds = null): ?int;
 }

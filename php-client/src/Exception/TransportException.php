@@ -50,6 +50,28 @@ final class TransportException extends \RuntimeException implements CometboxExce
     }
 
     /**
+     * The failure of a whole server API call (which may be made again as
+     * it is), after its last attempt.
+     *
+     * @param string[]   $failures one line per attempt: "NODE: what went wrong"
+     * @param \Throwable $last     the last attempt's failure
+     */
+    public static function afterCallAttempts(string $call, array $failures, \Throwable $last, string $why): self
+    {
+        $e = new self(sprintf(
+            'cometbox %s failed after %d attempt%s (%s): %s',
+            $call,
+            count($failures),
+            count($failures) === 1 ? '' : 's',
+            $why,
+            implode('; ', $failures)
+        ), 0, $last);
+        $e->attempts = count($failures);
+
+        return $e;
+    }
+
+    /**
      * The batch's idempotency key: send the same batch again with it to
      * complete it without duplicates. Empty when thrown by a transport.
      */

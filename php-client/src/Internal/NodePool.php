@@ -11,7 +11,8 @@ use Cometbox\Transport\Response;
 use Cometbox\Transport\Transport;
 
 /**
- * Sends a publish to the nodes, failing over from one to the next.
+ * Sends a publish, or a server API call, to the nodes, failing over from
+ * one to the next.
  *
  * Calls take turns starting at each node (round-robin from a random one).
  * Within a call, a node that could not be reached, answered 5xx or gave an
@@ -94,6 +95,43 @@ final class NodePool
      */
     public function post(string $path, array $headers, string $body, string $key, callable $accept)
     {
+        return $this->send('POST', $path, $headers, $body, $accept, static function (array $failures, \Throwable $last, string $why) use ($key): TransportException {
+            return TransportException::afterAttempts($key, $failures, $last, $why);
+        });
+    }
+
+    /**
+     * Sends a request that may be made again as it is (a server API call)
+     * to one node after another until one answers 2xx, as post() does.
+     *
+     * @template T
+     *
+     * @param array<string, string>         $headers
+     * @param callable(Response, string): T $accept turns a 2xx answer and its node into the result
+     *
+     * @return T
+     *
+     * @throws ApiException       on a 4xx answer
+     * @throws TransportException when no attempt succeeded within the budget
+     */
+    public function call(string $method, string $path, array $headers, string $body, callable $accept)
+    {
+        return $this->send($method, $path, $headers, $body, $accept, static function (array $failures, \Throwable $last, string $why) use ($method, $path): TransportException {
+            return TransportException::afterCallAttempts($method . ' ' . $path, $failures, $last, $why);
+        });
+    }
+
+    /**
+     * @template T
+     *
+     * @param array<string, string>                                              $headers
+     * @param callable(Response, string): T                                      $accept
+     * @param callable(string[], \Throwable, string): TransportException         $failed builds the exception of a call that failed
+     *
+     * @return T
+     */
+    private function send(string $method, string $path, array $headers, string $body, callable $accept, callable $failed)
+    {
         $count = count($this->nodes);
         $deadline = $this->clock->now() + $this->timeout;
         $cursor = $this->next;
@@ -122,7 +160,7 @@ final class NodePool
                 $budget /= 2; // a node that hangs must leave time for another
             }
             try {
-                $answer = $this->transport->send(new Request('POST', $node . $path, $headers, $body, $budget, min($budget, $this->connectTimeout)));
+                $answer = $this->transport->send(new Request($method, $node . $path, $headers, $body, $budget, min($budget, $this->connectTimeout)));
                 if ($answer->isSuccessful()) {
                     return $accept($answer, $node);
                 }
@@ -145,7 +183,7 @@ final class NodePool
             $last = new TransportException(sprintf('no attempt made within the %ss timeout', $this->timeout));
             $failures[] = $last->getMessage();
         }
-        throw TransportException::afterAttempts($key, $failures, $last, $why);
+        throw $failed($failures, $last, $why);
     }
 
     /**
