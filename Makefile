@@ -84,7 +84,7 @@ bench-php: build
 	@php-client/ext/test.sh build
 	cd php-client && COMETBOX_BIN=$(CURDIR)/bin/cometbox php bench/fpm.php --ext=$(PHP_EXT_SO) $(BENCH_PHP_FLAGS)
 
-## test-web: the browser client (web/): unit tests under node, then Chromium and Firefox ESR against real nodes
+## test-web: the browser client (web/): unit tests under node, then Chromium, Firefox ESR and WebKitGTK against real nodes
 test-web: build
 	@if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then \
 	  if [ "$$COMETBOX_TEST_STRICT" = 1 ]; then echo "strict mode: node or npm missing"; exit 1; fi; \

@@ -1,7 +1,8 @@
 // Test support: real redis-server and cometbox node processes on free
 // loopback ports, a tiny static HTTP server for test pages on other
 // origins, browsers (Debian's Chromium via playwright-core, Firefox ESR via
-// puppeteer-core over WebDriver BiDi), and small helpers. Everything started
+// puppeteer-core over WebDriver BiDi, WebKitGTK's MiniBrowser via its
+// WebKitWebDriver and selenium-webdriver), and small helpers. Everything started
 // here is stopped by stopAll() (call it from after()) and, as a last
 // resort, when the test process exits.
 "use strict";
@@ -19,6 +20,8 @@ const WEB = path.resolve(__dirname, "..", "..");
 const ROOT = path.resolve(WEB, "..");
 const CHROMIUM = process.env.COMETBOX_CHROMIUM || "/usr/bin/chromium";
 const FIREFOX = process.env.COMETBOX_FIREFOX || "/usr/bin/firefox-esr";
+const WEBKIT_DRIVER = process.env.COMETBOX_WEBKIT_DRIVER || "/usr/bin/WebKitWebDriver";
+const MINIBROWSER = process.env.COMETBOX_MINIBROWSER || findMiniBrowser();
 const CHROMIUM_FLAGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -66,6 +69,24 @@ async function until(cond, ms = 10000, what = "condition", every = 25) {
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+// findMiniBrowser finds the browser that WebKitGTK ships for WebDriver:
+// Debian puts it in /usr/lib/<multiarch>/webkit2gtk-4.1/ (4.0 for the
+// libsoup2 build), Fedora in /usr/libexec/webkit2gtk-4.1/.
+function findMiniBrowser() {
+  const dirs = [];
+  try {
+    for (const d of fs.readdirSync("/usr/lib")) dirs.push(path.join("/usr/lib", d));
+  } catch (_) { /* no /usr/lib */ }
+  dirs.push("/usr/lib", "/usr/libexec");
+  for (const api of ["webkit2gtk-4.1", "webkit2gtk-4.0", "webkitgtk-6.0"]) {
+    for (const d of dirs) {
+      const f = path.join(d, api, "MiniBrowser");
+      if (fs.existsSync(f)) return f;
+    }
+  }
+  return "";
+}
+
 function which(cmd) {
   if (cmd.includes("/")) return fs.existsSync(cmd) ? cmd : null;
   const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
@@ -80,6 +101,11 @@ function missing(tools) {
     if (t === "redis-server" && !which("redis-server")) why.push("redis-server not installed");
     if (t === "chromium" && !which(CHROMIUM)) why.push(`chromium not found at ${CHROMIUM}`);
     if (t === "firefox" && !which(FIREFOX)) why.push(`firefox-esr not found at ${FIREFOX}`);
+    if (t === "webkit") {
+      if (!which(WEBKIT_DRIVER)) why.push(`WebKitWebDriver not found at ${WEBKIT_DRIVER} (Debian: webkit2gtk-driver)`);
+      if (!MINIBROWSER) why.push("WebKitGTK's MiniBrowser not found (Debian: libwebkit2gtk-4.1-0)");
+      if (!which("Xvfb") && !process.env.DISPLAY) why.push("neither Xvfb (Debian: xvfb) nor a DISPLAY for MiniBrowser");
+    }
     if (t === "node-binary" && !process.env.COMETBOX_BIN && !which("go")) why.push("neither COMETBOX_BIN nor go to build the node");
   }
   return why.join("; ");
@@ -272,7 +298,9 @@ const HARNESS = `<!doctype html>
 <script>
 (function () {
   var q = new URLSearchParams(location.search);
-  var H = window.H = { msgs: [], errors: [], states: [], gaps: [], resets: 0, roles: [], tokenCalls: 0, loaded: false };
+  var H = window.H = { msgs: [], errors: [], states: [], gaps: [], resets: 0, roles: [], tokenCalls: 0, pageshows: [], loaded: false };
+  // Whether each pageshow came from the back/forward cache.
+  window.addEventListener("pageshow", function (e) { H.pageshows.push(!!e.persisted); });
   H.start = function (opts) {
     opts = Object.assign({}, opts);
     if (opts.tokenFromTest) {
@@ -317,6 +345,12 @@ async function startPageServer() {
     if (u.pathname === "/harness.html") {
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
       res.end(HARNESS);
+      return;
+    }
+    if (u.pathname === "/frame.html") {
+      // A page that embeds ?src= in an iframe: the test page on another site.
+      res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store" });
+      res.end(`<!doctype html><title>embedding page</title><iframe src="${u.searchParams.get("src").replace(/[&"<>]/g, (c) => `&#${c.charCodeAt(0)};`)}"></iframe>`);
       return;
     }
     res.writeHead(404, { "Content-Type": "text/plain" });
@@ -404,6 +438,201 @@ async function launchFirefox() {
   return browser;
 }
 
+// startXvfb runs a virtual X server for MiniBrowser, which has no headless
+// mode in Debian 12's WebKitGTK; the server picks a free display number
+// and writes it to fd 3. No xauth: it listens on a local socket only.
+async function startXvfb() {
+  const proc = track(spawn("Xvfb", ["-displayfd", "3", "-nolisten", "tcp", "-screen", "0", "1280x1024x24"], {
+    stdio: ["ignore", "ignore", "pipe", "pipe"],
+  }));
+  let out = "";
+  let err = "";
+  proc.stdio[3].setEncoding("utf8");
+  proc.stdio[3].on("data", (d) => { out += d; });
+  proc.stderr.setEncoding("utf8");
+  proc.stderr.on("data", (d) => { err += d; });
+  let spawnError = null;
+  proc.once("error", (e) => { spawnError = e; });
+  onCleanup(() => { proc.kill("SIGTERM"); });
+  await until(() => {
+    if (spawnError) throw spawnError;
+    if (proc.exitCode !== null) throw new Error("Xvfb exited:\n" + err);
+    return /^\d+\n/.test(out);
+  }, 10000, "Xvfb's display number", 20);
+  return ":" + out.trim();
+}
+
+// launchWebKit starts WebKitWebDriver (Debian's webkit2gtk-driver) on a
+// free port and opens one session of WebKitGTK's MiniBrowser in it. The
+// client is selenium-webdriver pointed at that driver (usingServer), so
+// its selenium-manager, which would look for or download a driver, never
+// runs; SE_OFFLINE forbids it downloading anything all the same. The
+// driver allows one session at a time; the test pages are its windows.
+async function launchWebKit() {
+  process.env.SE_OFFLINE = "true";
+  const { Builder } = require("selenium-webdriver");
+  const display = which("Xvfb") ? await startXvfb() : process.env.DISPLAY;
+  const port = await freePort();
+  const driverEnv = Object.assign({}, process.env, {
+    DISPLAY: display,
+    GDK_BACKEND: "x11",
+    NO_AT_BRIDGE: "1", // no accessibility bus to look for
+    WEBKIT_DISABLE_COMPOSITING_MODE: "1", // no GPU under Xvfb
+  });
+  const proc = track(spawn(WEBKIT_DRIVER, [`--port=${port}`, "--host=local"], { stdio: ["ignore", "ignore", "pipe"], env: driverEnv }));
+  const logs = [];
+  proc.stderr.setEncoding("utf8");
+  proc.stderr.on("data", (d) => { logs.push(d); if (logs.length > 500) logs.shift(); });
+  let spawnError = null;
+  proc.once("error", (e) => { spawnError = e; });
+  onCleanup(() => { proc.kill("SIGTERM"); });
+  const server = `http://127.0.0.1:${port}`;
+  await until(async () => {
+    if (spawnError) throw spawnError;
+    if (proc.exitCode !== null) throw new Error("WebKitWebDriver exited:\n" + logs.join(""));
+    try {
+      return (await fetch(server + "/status")).status === 200;
+    } catch (_) {
+      return false;
+    }
+  }, 15000, "WebKitWebDriver ready", 50);
+  const driver = await new Builder()
+    .usingServer(server)
+    .disableEnvironmentOverrides()
+    .withCapabilities({
+      browserName: "MiniBrowser",
+      "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] },
+    })
+    .build();
+  const browser = new WebKitBrowser(driver, await driver.getWindowHandle(), logs);
+  onCleanup(() => browser.close());
+  return browser;
+}
+
+// WebKitBrowser gives a WebDriver session the little of playwright's and
+// puppeteer's interface that the suites use: newPage(), and pages with
+// goto, evaluate, waitForFunction, reload, goBack and close. A session
+// runs its commands in one window at a time, so every command goes
+// through one queue that first switches to its page's window. The
+// session's first window stays open (closing the last one would end the
+// session) as the one to return to.
+class WebKitBrowser {
+  constructor(driver, home, logs) {
+    this.driver = driver;
+    this.home = home;
+    this.current = home;
+    this.logs = logs;
+    this.queue = Promise.resolve();
+    this.pages = new Set();
+  }
+
+  run(handle, fn) {
+    const p = this.queue.then(async () => {
+      if (handle && this.current !== handle) {
+        await this.driver.switchTo().window(handle);
+        this.current = handle;
+      }
+      return fn(this.driver);
+    });
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  // newPage opens a page in a window of its own (shown, as a page in its
+  // own window is), or with {tab: true} in a new tab of the home window,
+  // where it stays in the background (document.visibilityState "hidden").
+  async newPage({ tab = false } = {}) {
+    const handle = await this.run(this.home, async (d) => {
+      await d.switchTo().newWindow(tab ? "tab" : "window");
+      this.current = await d.getWindowHandle();
+      return this.current;
+    });
+    const page = new WebKitPage(this, handle);
+    this.pages.add(page);
+    return page;
+  }
+
+  // closePages closes the pages still open (a test that failed half-way
+  // left them), so that the next test counts only its own connections.
+  async closePages() {
+    for (const p of [...this.pages]) await p.close().catch(() => {});
+  }
+
+  async close() {
+    await this.driver.quit().catch(() => {});
+  }
+}
+
+class WebKitPage {
+  constructor(browser, handle) {
+    this.browser = browser;
+    this.handle = handle;
+    this.closed = false;
+  }
+
+  run(fn) {
+    if (this.closed) return Promise.reject(new Error("the page is closed"));
+    return this.browser.run(this.handle, fn);
+  }
+
+  goto(url) {
+    return this.run((d) => d.get(url));
+  }
+
+  reload() {
+    return this.run((d) => d.navigate().refresh());
+  }
+
+  goBack() {
+    return this.run((d) => d.navigate().back());
+  }
+
+  // evaluate runs fn (a function, sent as its source) in the page with
+  // args; a promise it returns is awaited, as WebDriver's Execute Script
+  // does.
+  evaluate(fn, ...args) {
+    return this.run((d) => d.executeScript(`return (${fn}).apply(null, arguments);`, ...args));
+  }
+
+  // frame(i) is the page's i-th iframe, with evaluate and waitForFunction.
+  frame(i) {
+    const page = this;
+    return {
+      evaluate(fn, ...args) {
+        return page.run(async (d) => {
+          await d.switchTo().frame(i);
+          try {
+            return await d.executeScript(`return (${fn}).apply(null, arguments);`, ...args);
+          } finally {
+            await d.switchTo().defaultContent();
+          }
+        });
+      },
+      waitForFunction: WebKitPage.prototype.waitForFunction,
+    };
+  }
+
+  async waitForFunction(fn, arg, { timeout = 10000 } = {}) {
+    let value;
+    await until(async () => {
+      value = await this.evaluate(fn, arg);
+      return value;
+    }, timeout, `page function ${String(fn).slice(0, 80)}`, 50);
+    return value;
+  }
+
+  async close() {
+    if (this.closed) return;
+    this.browser.pages.delete(this);
+    await this.run(async (d) => {
+      await d.close();
+      this.closed = true;
+      await d.switchTo().window(this.browser.home);
+      this.browser.current = this.browser.home;
+    });
+  }
+}
+
 async function stopAll() {
   closing = true;
   while (cleanups.length) {
@@ -448,7 +677,7 @@ function pageState(page) {
     const cb = H.cb;
     return {
       msgs: H.msgs, errors: H.errors, states: H.states, gaps: H.gaps, resets: H.resets, roles: H.roles,
-      tokenCalls: H.tokenCalls,
+      tokenCalls: H.tokenCalls, pageshows: H.pageshows, visibility: document.visibilityState,
       state: cb && cb.state, transport: cb && cb.transport, role: cb && cb.role, cursor: cb && cb.cursor, url: cb && cb.url,
     };
   });
@@ -476,9 +705,9 @@ function uniqueClient(prefix = "c") {
 }
 
 module.exports = {
-  STRICT, WEB, ROOT, CHROMIUM, FIREFOX, CHROMIUM_FLAGS,
+  STRICT, WEB, ROOT, CHROMIUM, FIREFOX, WEBKIT_DRIVER, MINIBROWSER, CHROMIUM_FLAGS,
   sleep, until, which, missing, skipOrFail, freePort, settle,
   startRedis, startNode, nodeBinary, publish, mintToken, connections,
-  startPageServer, startBufferingProxy, launchChromium, launchFirefox, stopAll, uniqueClient,
+  startPageServer, startBufferingProxy, launchChromium, launchFirefox, launchWebKit, stopAll, uniqueClient,
   startRig, openPage, pageState, waitForPage,
 };
