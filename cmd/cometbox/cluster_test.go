@@ -7,9 +7,11 @@ package main_test
 // and a slot move costs a resubscription per channel that moved.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -268,4 +270,144 @@ func TestClusterTryAgainRetried(t *testing.T) {
 		t.Fatalf("poll during the migration = %q; want 1:x", got)
 	}
 	c.EndMigration(redisserver.Slot(asked), from, to)
+}
+
+// histogram reads the cumulative buckets of a histogram from a node.
+func histogram(t *testing.T, nd *nodeproc.Node, name string) map[float64]float64 {
+	t.Helper()
+	resp, err := http.Get(nd.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[float64]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, _ := strings.Cut(rest, `"} `)
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(count, 64)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("metric line %q", sc.Text())
+		}
+		out[bound] = n
+	}
+	return out
+}
+
+// latency is the delivery latency histogram of every node.
+type latency map[float64]float64
+
+func (w *world) latency() latency {
+	sum := latency{}
+	for _, nd := range w.nodes {
+		for le, n := range histogram(w.t, nd, "cometbox_delivery_latency_seconds") {
+			sum[le] += n
+		}
+	}
+	return sum
+}
+
+// p99Since returns the bucket bound under which 99 % of the deliveries
+// since earlier fell, and how many there were.
+func (l latency) p99Since(earlier latency) (bound float64, n float64) {
+	var les []float64
+	for le := range l {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	total := l[math.Inf(1)] - earlier[math.Inf(1)]
+	for _, le := range les {
+		if l[le]-earlier[le] >= 0.99*total {
+			return le, total
+		}
+	}
+	return math.Inf(1), total
+}
+
+// TestClusterUnderChange runs 300 pages and 200 publishes a second through
+// two nodes while the cluster changes three times: 500 slots resharded,
+// a master failed over by hand, a master killed (SIGKILL) and replaced by
+// its replica. Nothing acknowledged is lost or delivered twice; publishes
+// are refused only while the killed master's slots have no master (and
+// only those); every node is ready again within a few probe intervals of
+// each change; delivery latency ends where it began.
+func TestClusterUnderChange(t *testing.T) {
+	c := redisserver.StartReplicated(t, redisserver.ClusterOptions{})
+	w := clusterWorld(t, c, 2, clientsIn("u", 300, func(int) bool { return true }), "-poll-timeout", "10s")
+	ctx := context.Background()
+	stopPages := w.follow(ctx, 20*time.Second)
+	defer stopPages()
+	const rate = 200
+	stopPub := w.publishLoop(ctx, rate)
+	defer stopPub()
+	const readyWithin = 3 * time.Second // six probe intervals
+
+	// phase runs change and reports what the publishes met meanwhile.
+	phase := func(name string, change func()) {
+		t.Helper()
+		accepted, refused, start := w.accepted.Load(), w.refused.Load(), time.Now()
+		change()
+		ready := w.waitAllReady(readyWithin, "after "+name)
+		a, r := w.accepted.Load()-accepted, w.refused.Load()-refused
+		t.Logf("cluster-suite: %s took %v; every node ready %v later; publishes accepted %d, refused %d",
+			name, time.Since(start).Round(time.Millisecond), ready.Round(time.Millisecond), a, r)
+		if a == 0 {
+			t.Errorf("%s: no publish accepted", name)
+		}
+	}
+	steady := func(name string) (p99 float64) {
+		t.Helper()
+		before, refused := w.latency(), w.refused.Load()
+		time.Sleep(3 * time.Second)
+		p99, n := w.latency().p99Since(before)
+		t.Logf("cluster-suite: %s: %0.f deliveries, p99 under %v ms, %d publishes refused", name, n, p99*1000, w.refused.Load()-refused)
+		if r := w.refused.Load() - refused; r > 0 {
+			t.Errorf("%s: %d publishes refused", name, r)
+		}
+		return p99
+	}
+
+	waitFor(t, 15*time.Second, "every poll held", func() bool { return w.heldPolls() >= 290 })
+	time.Sleep(2 * time.Second) // the first subscriptions made, the pages' re-polls under way
+	baseline := steady("baseline")
+	masters := c.Masters()
+	phase("reshard of 500 slots", func() {
+		c.Reshard(masters[0], masters[1], 500)
+		if r := w.refused.Load(); r > 0 {
+			t.Errorf("%d publishes refused during the reshard", r)
+		}
+	})
+	phase("manual failover", func() {
+		refused := w.refused.Load()
+		c.Failover(c.ReplicaOf(masters[1]))
+		if r := w.refused.Load() - refused; r > 0 {
+			t.Errorf("%d publishes refused during the manual failover", r)
+		}
+	})
+	phase("master killed, replica promoted by the cluster", func() {
+		refused, start := w.refused.Load(), time.Now()
+		c.KillMaster(masters[2])
+		// Only publishes to the killed master's third of the slots may
+		// fail, and only until its replica took over.
+		bound := int64(rate * time.Since(start).Seconds() / 2)
+		if r := w.refused.Load() - refused; r > bound {
+			t.Errorf("%d publishes refused while the master was down (%v); want at most %d", r, time.Since(start), bound)
+		}
+	})
+	after := steady("after the changes")
+	// The buckets are coarse and the machine may be shared: twice the
+	// baseline, or 100 ms. A channel left behind would wait for a probe
+	// interval or a poll timeout, far above either.
+	if after > max(2*baseline, 0.1) {
+		t.Errorf("delivery p99 under %v ms after the changes; baseline %v ms", after*1000, baseline*1000)
+	}
+	stopPub()
+	if why := w.allReady(); why != "" {
+		t.Fatalf("at the end: %s", why)
+	}
+	w.settle(20 * time.Second)
 }
