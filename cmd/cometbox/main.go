@@ -118,6 +118,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		Durability: queue.Durability{AOF: cfg.DurableAOF, Replicas: cfg.DurableReplicas, Timeout: cfg.DurableTimeout},
 		Sharded:    rdb.cluster != nil,
 		Pipeline:   cfg.RedisPipeline,
+		Primary:    rdb.primary,
 	})
 	if err := q.CheckDurability(ctx, func(ctx context.Context, section string) (string, error) {
 		return rdb.client.Info(ctx, section).Result()
@@ -214,6 +215,11 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 			_ = pres.Run(bg)
 		}
 	}()
+	if f := rdb.follower; f != nil { // move with the primary as soon as any sentinel says
+		f.moved = n.Reconnect
+		f.ping = func(ctx context.Context) error { return rdb.client.Ping(ctx).Err() }
+		go func() { _ = f.Run(bg) }()
+	}
 	go returnMemory(bg, log, time.Second, 32<<20)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()

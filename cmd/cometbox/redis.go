@@ -13,6 +13,7 @@ import (
 
 	"github.com/cometbox/cometbox/pkg/config"
 	"github.com/cometbox/cometbox/pkg/embedredis"
+	"github.com/cometbox/cometbox/pkg/queue"
 )
 
 // redisConn is the node's connection to Redis in one of its modes.
@@ -21,6 +22,11 @@ type redisConn struct {
 	cluster *redis.ClusterClient // set in cluster mode
 	mode    string               // embedded, standalone, sentinel or cluster
 	close   func()
+	// primary tracks the term of the primary publishes write to (see
+	// queue.Primary); nil (no terms) on the embedded Redis and a Cluster.
+	primary *queue.Primary
+	// follower follows the sentinels (sentinel mode only).
+	follower *sentinelFollower
 }
 
 // connectRedis connects to cfg.RedisURL, or to an embedded Redis when it
@@ -47,6 +53,12 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*re
 		if err != nil {
 			return nil, fmt.Errorf("-redis-url: %w", err)
 		}
+		// A restarted server has a new term: what it lost since its last
+		// fsync shows as a new epoch (queue.Primary).
+		rc.primary = queue.NewPrimary()
+		opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+			return learnTerm(ctx, cn, rc.primary, false)
+		}
 		rc.client = redis.NewClient(tune(opts, cfg))
 	case "redis-sentinel", "rediss-sentinel":
 		opts, err := parseSentinelURL(cfg.RedisURL)
@@ -57,6 +69,9 @@ func connectRedis(ctx context.Context, cfg config.Config, log *slog.Logger) (*re
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, readTimeout(cfg), 3*time.Second
 		opts.ClientName = "cometbox:" + cfg.NodeName
 		rc.mode = "sentinel"
+		rc.primary = queue.NewPrimary()
+		rc.follower = newSentinelFollower(opts, rc.primary, log.With("component", "sentinel"))
+		opts.Dialer, opts.OnConnect = rc.follower.dial, rc.follower.onConnect
 		rc.client = redis.NewFailoverClient(opts)
 	case "redis-cluster", "rediss-cluster":
 		if cfg.DurableAOF || cfg.DurableReplicas > 0 {

@@ -1,7 +1,7 @@
 package main_test
 
-// Nodes on a Redis Cluster and on a Sentinel-managed primary: the same
-// node code, chosen by the -redis-url scheme.
+// Nodes on a Redis Cluster: the same node code, chosen by the -redis-url
+// scheme. (Sentinel: sentinel_test.go.)
 
 import (
 	"context"
@@ -165,52 +165,4 @@ func TestRedisCluster(t *testing.T) {
 	stopPub()
 	r := w.settle(20 * time.Second)
 	t.Logf("cluster: %s", r)
-}
-
-// TestRedisSentinel fails the primary over to its replica mid-traffic:
-// polls resume on the new primary, and publishes acknowledged with
-// -durable-replicas 1 (on a replica too before their 200) are not lost.
-func TestRedisSentinel(t *testing.T) {
-	set := redisserver.StartSentinels(t)
-	url := "redis-sentinel://" + strings.Join(set.Addrs(), ",") + "/" + redisserver.MasterName
-	w := &world{t: t, oracle: tc.NewOracle()}
-	for i := range 2 {
-		nd := nodeproc.Start(t, fmt.Sprintf("sentinel%d", i), "-redis-url", url, "-publish-secret", secret,
-			"-max-polls-per-client", "0", "-poll-timeout", "5s", "-durable-replicas", "1", "-durable-timeout", "1s",
-			"-pubsub-probe-interval", "500ms", "-pubsub-probe-timeout", "1s")
-		w.nodes = append(w.nodes, nd)
-	}
-	for _, nd := range w.nodes {
-		nd.WaitReady()
-	}
-	for i := range 100 {
-		w.pages = append(w.pages, &tc.Page{Client: fmt.Sprintf("s%d", i), Oracle: w.oracle})
-	}
-	ctx := context.Background()
-	stopPages := w.follow(ctx, 15*time.Second)
-	defer stopPages()
-	stopPub := w.publishLoop(ctx, 100)
-	time.Sleep(time.Second)
-
-	before := set.Master(t)
-	set.Primary.Kill()
-	deadline := time.Now().Add(30 * time.Second)
-	for set.Master(t) == before {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failover after 30s: sentinels still name %s", before)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("failed over from %s to %s", before, set.Master(t))
-	// With -durable-replicas 1 the new primary accepts publishes once it
-	// has a replica again: the old primary, which the sentinels turn into
-	// one when it comes back. Until then publishes get 503 not_durable.
-	set.Primary.Restart()
-	acceptedAtFailover := w.accepted.Load()
-	waitFor(t, 20*time.Second, "publishes accepted by the new primary", func() bool {
-		return w.accepted.Load() > acceptedAtFailover+50
-	})
-	stopPub()
-	r := w.settle(20 * time.Second)
-	t.Logf("sentinel: %s", r)
 }

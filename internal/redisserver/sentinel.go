@@ -12,6 +12,9 @@ import (
 	"github.com/cometbox/cometbox/internal/testenv"
 )
 
+// MasterName is the name the sentinels know the primary by.
+const MasterName = "mymaster"
+
 // SentinelOptions tunes StartSentinel. The zero value is the topology of
 // an ordinary deployment: a primary, two replicas and three sentinels
 // with a quorum of two, no persistence.

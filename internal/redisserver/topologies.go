@@ -1,9 +1,7 @@
 package redisserver
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,74 +63,4 @@ func (s *Server) ID(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// Sentinels is a primary, its replica and three sentinels watching them
-// under the master name "mymaster".
-type Sentinels struct {
-	Primary, Replica *Server
-	Sentinels        []*Server
-}
-
-// MasterName is the name the sentinels know the primary by.
-const MasterName = "mymaster"
-
-// StartSentinels starts a primary (AOF on), a replica of it and three
-// sentinels that fail over after 1s of silence.
-func StartSentinels(t testing.TB) *Sentinels {
-	t.Helper()
-	primary := Start(t, Options{AOF: true, Args: []string{"--repl-diskless-sync-delay", "0"}})
-	_, pport, _ := strings.Cut(primary.Addr, ":")
-	replica := Start(t, Options{AOF: true, Args: []string{"--replicaof", "127.0.0.1", pport, "--repl-diskless-sync-delay", "0"}})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, _ := primary.Do("INFO", "replication")
-		if strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica never synced: %s", info)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	set := &Sentinels{Primary: primary, Replica: replica}
-	for range 3 {
-		port := FreePort(t)
-		dir := t.TempDir()
-		conf := filepath.Join(dir, "sentinel.conf")
-		body := "port " + strconv.Itoa(port) + "\nbind 127.0.0.1\ndir " + dir + "\n" +
-			"sentinel monitor " + MasterName + " 127.0.0.1 " + pport + " 2\n" +
-			"sentinel down-after-milliseconds " + MasterName + " 1000\n" +
-			"sentinel failover-timeout " + MasterName + " 5000\n" +
-			"sentinel parallel-syncs " + MasterName + " 1\n"
-		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		s := &Server{t: t, bin: testenv.LookPath(t, "redis-server", "apt-get install redis-server"), dir: dir,
-			Addr: "127.0.0.1:" + strconv.Itoa(port), args: []string{conf, "--sentinel"}}
-		s.start()
-		t.Cleanup(s.Kill)
-		set.Sentinels = append(set.Sentinels, s)
-	}
-	return set
-}
-
-// Addrs lists the sentinels' addresses.
-func (s *Sentinels) Addrs() []string {
-	var out []string
-	for _, sn := range s.Sentinels {
-		out = append(out, sn.Addr)
-	}
-	return out
-}
-
-// Master asks a sentinel which address it believes is the primary now.
-func (s *Sentinels) Master(t testing.TB) string {
-	t.Helper()
-	for _, sn := range s.Sentinels {
-		if out, err := sn.Do("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName); err == nil && out != "" {
-			return out
-		}
-	}
-	return ""
 }
