@@ -166,6 +166,36 @@
     });
   });
 
+  // Who is online: the node's demo-only /demo/presence, asked every two
+  // seconds (a back end would ask GET /api/presence, or take webhooks).
+  function presence() {
+    fetch("/demo/presence").then(function (r) {
+      return r.json().then(function (j) {
+        var list = $("online");
+        list.textContent = "";
+        if (!r.ok) {
+          var li = document.createElement("li");
+          li.textContent = j.error ? j.error.message : "HTTP " + r.status;
+          list.append(li);
+          return;
+        }
+        var online = j.online.slice().sort(function (a, b) { return a.client < b.client ? -1 : 1; });
+        $("online-count").textContent = String(online.length);
+        online.forEach(function (p) {
+          var li = document.createElement("li");
+          li.className = p.client === $("client").value.trim() ? "self" : "";
+          var t = document.createElement("span");
+          t.className = "time";
+          t.textContent = "since " + new Date(p.since).toLocaleTimeString();
+          li.append(p.client, t);
+          list.append(li);
+        });
+      });
+    }).catch(function () { /* the next round tries again */ });
+  }
+
   setInterval(status, 1000);
+  setInterval(presence, 2000);
   connect();
+  presence();
 })();
