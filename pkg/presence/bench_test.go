@@ -11,6 +11,7 @@ import (
 
 	"github.com/cometbox/cometbox/internal/bench"
 	"github.com/cometbox/cometbox/internal/redisserver"
+	"github.com/cometbox/cometbox/pkg/cutoff"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/presence"
 	"github.com/cometbox/cometbox/pkg/queue"
@@ -34,6 +35,9 @@ import (
 //   - hop: polls alternate between two nodes (a balancer that picks a
 //     node per request);
 //
+// and tokens: presence off, and each poll's token checked against what
+// a disconnect revoked (package cutoff), as nodes with -token-secret do;
+//
 // each at gap 1s (a busy client: back on a node within the linger) and
 // 25s (idle clients: every poll lasts the poll timeout, so a hopping
 // client is back on a node only after the linger, and every poll adds it
@@ -41,24 +45,26 @@ import (
 // second.
 func BenchmarkMessageWithPresenceInRedis(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		on   bool
-		hop  bool
-		gap  time.Duration
-		rate int
+		name   string
+		on     bool
+		hop    bool
+		gap    time.Duration
+		rate   int
+		tokens bool
 	}{
-		{"none", false, false, time.Second, 1000},
-		{"same/gap=1s/rate=1000", true, false, time.Second, 1000},
-		{"hop/gap=1s/rate=1000", true, true, time.Second, 1000},
-		{"same/gap=25s/rate=1000", true, false, 25 * time.Second, 1000},
-		{"hop/gap=25s/rate=1000", true, true, 25 * time.Second, 1000},
-		{"hop/gap=25s/rate=40", true, true, 25 * time.Second, 40},
+		{"none", false, false, time.Second, 1000, false},
+		{"tokens", false, false, time.Second, 1000, true},
+		{"same/gap=1s/rate=1000", true, false, time.Second, 1000, false},
+		{"hop/gap=1s/rate=1000", true, true, time.Second, 1000, false},
+		{"same/gap=25s/rate=1000", true, false, 25 * time.Second, 1000, false},
+		{"hop/gap=25s/rate=1000", true, true, 25 * time.Second, 1000, false},
+		{"hop/gap=25s/rate=40", true, true, 25 * time.Second, 40, false},
 	} {
-		b.Run(c.name, func(b *testing.B) { messageWithPresence(b, c.on, c.hop, c.gap, c.rate) })
+		b.Run(c.name, func(b *testing.B) { messageWithPresence(b, c.on, c.hop, c.gap, c.rate, c.tokens) })
 	}
 }
 
-func messageWithPresence(b *testing.B, on, hop bool, gap time.Duration, rate int) {
+func messageWithPresence(b *testing.B, on, hop bool, gap time.Duration, rate int, tokens bool) {
 	ctx := context.Background()
 	start := func() (*redisserver.Server, *redis.Client) {
 		rs := redisserver.Start(b, redisserver.Options{Args: []string{"--appendonly", "yes", "--appendfsync", "no"}})
@@ -69,6 +75,8 @@ func messageWithPresence(b *testing.B, on, hop bool, gap time.Duration, rate int
 	rsQ, rdbQ := start()
 	rsP, rdb := start()
 	q := queue.New(rdbQ, queue.Options{})
+	co := cutoff.New(rdbQ, cutoff.Options{WakeChannel: q.WakeChannel})
+	exp := time.Now().Add(time.Hour)
 	clock := newClock()
 	const flushEvery = 250 * time.Millisecond
 	opts := presence.Options{Now: clock.Now, Flush: flushEvery, Sink: &sink{}}
@@ -97,6 +105,11 @@ func messageWithPresence(b *testing.B, on, hop bool, gap time.Duration, rate int
 			pub, err := q.Publish(ctx, message.Batch{Messages: []message.Message{{To: to, Data: payload}}})
 			if err != nil {
 				b.Fatal(err)
+			}
+			if tokens {
+				if err := co.Check(ctx, to, exp); err != nil {
+					b.Fatal(err)
+				}
 			}
 			if _, err := q.Ack(ctx, to, message.Cursor{ID: pub.Receipts[0].ID}); err != nil {
 				b.Fatal(err)
