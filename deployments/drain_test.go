@@ -280,13 +280,13 @@ func between(evs []event, from, to time.Time) []event {
 
 // latencyStats summarises the latencies of messages published in [from, to).
 type latencyStats struct {
-	n             int
-	p50, p99, max time.Duration
+	n                  int
+	p50, p90, p99, max time.Duration
 }
 
 func (s latencyStats) String() string {
-	return fmt.Sprintf("%d messages, p50 %v p99 %v max %v", s.n, s.p50.Round(100*time.Microsecond),
-		s.p99.Round(100*time.Microsecond), s.max.Round(100*time.Microsecond))
+	r := func(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
+	return fmt.Sprintf("%d messages, p50 %v p90 %v p99 %v max %v", s.n, r(s.p50), r(s.p90), r(s.p99), r(s.max))
 }
 
 func latencies(ls []latency, from, to time.Time) latencyStats {
@@ -301,7 +301,7 @@ func latencies(ls []latency, from, to time.Time) latencyStats {
 	}
 	slices.Sort(ds)
 	q := func(f float64) time.Duration { return ds[min(len(ds)-1, int(f*float64(len(ds))))] }
-	return latencyStats{len(ds), q(0.5), q(0.99), ds[len(ds)-1]}
+	return latencyStats{len(ds), q(0.5), q(0.9), q(0.99), ds[len(ds)-1]}
 }
 
 // TestDrainBehindBalancer sends SIGTERM to one of three nodes behind
@@ -324,7 +324,7 @@ func latencies(ls []latency, from, to time.Time) latencyStats {
 //     instant: not the storm of instant empty answers and re-polls that
 //     leastconn feeds back to a node answering [] at once;
 //   - messages published during the drain arrive about as fast as before
-//     it.
+//     it (p90 near the baseline's, p99 under a second).
 func TestDrainBehindBalancer(t *testing.T) {
 	testenv.LookPath(t, "haproxy", "apt-get install haproxy")
 	cd := loadComposeDrain(t)
@@ -535,14 +535,21 @@ func TestDrainBehindBalancer(t *testing.T) {
 	if len(instant) > 0 {
 		t.Errorf("%d polls answered empty within 500ms, e.g. after %v: an instant [] invites an instant re-poll", len(instant), instant[0].took)
 	}
-	// Messages published during the drain: the latency of the baseline
-	// within a small multiple and a few milliseconds (the machine is
-	// shared, and each drained page re-polls once through HAProxy).
+	// Messages published during the drain arrive about as fast as
+	// before it. On a machine of 2 shared cores the scheduler stalls
+	// everything for 100 to 250ms now and then, in any window, which
+	// moves a p99 of a few hundred messages (baselines of 6 to 56ms were
+	// seen); what a broken drain does is hold messages for seconds (until
+	// the spread or the timeout) on a third of the pages. So: p90 within
+	// 3x the baseline's + 25ms, p99 under a second.
 	if latDrain.n == 0 || latBase.n == 0 {
 		t.Fatalf("no latency samples: baseline %v, drain %v", latBase, latDrain)
 	}
-	if limit := 3*latBase.p99 + 25*time.Millisecond; latDrain.p99 > limit {
-		t.Errorf("p99 latency of messages published during the drain %v; want at most %v (3 x the baseline's p99 %v + 25ms)", latDrain.p99, limit, latBase.p99)
+	if limit := 3*latBase.p90 + 25*time.Millisecond; latDrain.p90 > limit {
+		t.Errorf("p90 latency of messages published during the drain %v; want at most %v (3 x the baseline's p90 %v + 25ms)", latDrain.p90, limit, latBase.p90)
+	}
+	if latDrain.p99 > time.Second {
+		t.Errorf("p99 latency of messages published during the drain %v; want under a second", latDrain.p99)
 	}
 	// Streams: held through the delay, ended within the spread after it.
 	if len(ended) == 0 {
