@@ -347,3 +347,71 @@ func TestDeleteQueueAcrossNodes(t *testing.T) {
 		t.Errorf("poll with the old cursor = %q reset=%v; want a reset and 1:three", texts(ans), ans.Reset)
 	}
 }
+
+// On a Redis Cluster, presence spreads its shards over the masters, and
+// a killed node's clients still go offline within the bound while the
+// other node's stay online.
+func TestPresenceOnRedisCluster(t *testing.T) {
+	masters := redisserver.StartCluster(t, 3)
+	hooks := newHookReceiver(t)
+	url := "redis-cluster://" + masters[0].Addr + "," + masters[1].Addr
+	var nodes []*nodeproc.Node
+	for i := range 2 {
+		nd := nodeproc.Start(t, fmt.Sprintf("node%c", 'A'+i), "-redis-url", url, "-publish-secret", secret,
+			"-presence-linger", "1s", "-poll-timeout", "20s", "-webhook-url", hooks.url, "-webhook-secret", webhookSecret)
+		nodes = append(nodes, nd)
+	}
+	for _, nd := range nodes {
+		nd.WaitReady()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var clients []string
+	for i := range 20 {
+		c := fmt.Sprintf("user:%d", i)
+		clients = append(clients, c)
+		go func() { _, _ = tc.Poll(ctx, nodes[i%2].URL, c, "", "") }()
+	}
+	waitFor(t, 10*time.Second, "every client online", func() bool {
+		for _, c := range clients {
+			if !online(t, nodes[1], c) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, m := range masters {
+		keys, _ := m.Do("KEYS", "cb:{#p*}:c")
+		if strings.TrimSpace(keys) == "" {
+			t.Errorf("master %s holds no presence shard", m.Addr)
+		}
+	}
+	nodes[0].Kill()
+	killed := time.Now()
+	waitFor(t, 15*time.Second, "the killed node's clients offline", func() bool {
+		for i, c := range clients {
+			if i%2 == 0 && online(t, nodes[1], c) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("presence on a cluster: a killed node's 10 clients offline after %v", time.Since(killed).Round(10*time.Millisecond))
+	for i, c := range clients {
+		if i%2 == 1 && !online(t, nodes[1], c) {
+			t.Errorf("%s, held on the live node, is offline", c)
+		}
+	}
+	waitFor(t, 10*time.Second, "the offline webhooks", func() bool {
+		for i, c := range clients {
+			want := "online"
+			if i%2 == 0 {
+				want = "online offline"
+			}
+			if k, _ := hooks.of(c); k != want {
+				return false
+			}
+		}
+		return true
+	})
+}
