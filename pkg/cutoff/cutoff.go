@@ -15,8 +15,11 @@
 // not-before record per client, "refuse tokens expiring at or before T",
 // kept in Redis until T plus the token leeway (after which those tokens
 // are refused as expired anyway), is the whole state; a later
-// disconnect may move T forward, never back. Check reads it: one GET per
-// poll, stream and acknowledgement of a node with tokens.
+// disconnect may move T forward, never back. Check reads it for each
+// poll, stream and acknowledgement of a node with tokens: the checks of
+// concurrent requests share one MGET (one pipeline of GETs on a
+// cluster), so that under load a check costs Redis a small part of a
+// command.
 //
 // A *Cutoff is safe for concurrent use.
 package cutoff
@@ -27,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,14 +74,30 @@ type Options struct {
 // Redis is what a Cutoff needs of a go-redis client.
 type Redis interface {
 	redis.Scripter
-	Get(ctx context.Context, key string) *redis.StringCmd
+	MGet(ctx context.Context, keys ...string) *redis.SliceCmd
+	Pipeline() redis.Pipeliner
 }
 
 // Cutoff disconnects clients and checks their tokens.
 type Cutoff struct {
 	rdb  Redis
 	opts Options
+
+	mu      sync.Mutex
+	reading bool     // a round of reads is on its way
+	waiting []*check // checks that came meanwhile, for the next round
 }
+
+// check is one Check waiting for its record.
+type check struct {
+	key  string
+	val  string // the record; "" when none
+	err  error
+	done chan struct{}
+}
+
+// readTimeout bounds one round of reads.
+const readTimeout = 5 * time.Second
 
 // New returns a Cutoff.
 func New(rdb Redis, opts Options) *Cutoff {
@@ -138,22 +158,99 @@ func (c *Cutoff) Disconnect(ctx context.Context, client string, refuseUntil time
 }
 
 // Check returns an error wrapping ErrRevoked when a disconnect refused
-// client's tokens expiring at exp; other errors are Redis's.
+// client's tokens expiring at exp; other errors are Redis's. A Check
+// that comes while another's read is on its way waits for the next
+// round, which reads every record asked for meanwhile at once.
 func (c *Cutoff) Check(ctx context.Context, client string, exp time.Time) error {
-	v, err := c.rdb.Get(ctx, c.key(client)).Result()
-	if errors.Is(err, redis.Nil) {
+	ch := &check{key: c.key(client), done: make(chan struct{})}
+	c.mu.Lock()
+	if c.reading {
+		c.waiting = append(c.waiting, ch)
+		c.mu.Unlock()
+	} else {
+		c.reading = true
+		c.mu.Unlock()
+		go c.round([]*check{ch})
+	}
+	select {
+	case <-ch.done:
+	case <-ctx.Done():
+		return fmt.Errorf("cutoff: check %s: %w", client, ctx.Err())
+	}
+	if ch.err != nil {
+		return fmt.Errorf("cutoff: check %s: %w", client, ch.err)
+	}
+	if ch.val == "" {
 		return nil
 	}
+	until, err := strconv.ParseInt(ch.val, 10, 64)
 	if err != nil {
-		return fmt.Errorf("cutoff: check %s: %w", client, err)
-	}
-	until, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return fmt.Errorf("cutoff: check %s: unexpected record %q", client, v)
+		return fmt.Errorf("cutoff: check %s: unexpected record %q", client, ch.val)
 	}
 	if exp.Unix() <= until {
 		return fmt.Errorf("tokens of %s expiring by %s: %w", client,
 			time.Unix(until, 0).UTC().Format(time.RFC3339), ErrRevoked)
 	}
 	return nil
+}
+
+// round reads the records of checks in one command (one pipeline on a
+// cluster, whose keys span slots), answers them, and goes on with the
+// checks that came meanwhile, until there are none.
+func (c *Cutoff) round(checks []*check) {
+	for len(checks) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		c.read(ctx, checks)
+		cancel()
+		for _, ch := range checks {
+			close(ch.done)
+		}
+		c.mu.Lock()
+		checks, c.waiting = c.waiting, nil
+		if len(checks) == 0 {
+			c.reading = false
+		}
+		c.mu.Unlock()
+	}
+}
+
+// read fills in each check's record, or its error.
+func (c *Cutoff) read(ctx context.Context, checks []*check) {
+	fail := func(err error) {
+		for _, ch := range checks {
+			ch.err = err
+		}
+	}
+	if c.opts.Sharded {
+		pipe := c.rdb.Pipeline()
+		cmds := make([]*redis.StringCmd, len(checks))
+		for i, ch := range checks {
+			cmds[i] = pipe.Get(ctx, ch.key)
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per command
+		for i, ch := range checks {
+			v, err := cmds[i].Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				ch.err = err
+			}
+			ch.val = v
+		}
+		return
+	}
+	keys := make([]string, len(checks))
+	for i, ch := range checks {
+		keys[i] = ch.key
+	}
+	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		fail(err)
+		return
+	}
+	if len(vals) != len(checks) {
+		fail(fmt.Errorf("MGET of %d keys answered %d values", len(keys), len(vals)))
+		return
+	}
+	for i, ch := range checks {
+		ch.val, _ = vals[i].(string)
+	}
 }

@@ -3,6 +3,7 @@ package cutoff_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,5 +112,52 @@ func TestCheckReportsRedisFailures(t *testing.T) {
 	err := c.Check(context.Background(), "dave", time.Now())
 	if err == nil || errors.Is(err, cutoff.ErrRevoked) {
 		t.Errorf("Check with Redis failing = %v; want a Redis error", err)
+	}
+}
+
+// Concurrent checks share their reads: many checks, few commands, each
+// with its own answer.
+func TestConcurrentChecksShareReads(t *testing.T) {
+	for _, sharded := range []bool{false, true} {
+		ctx := context.Background()
+		mr, rdb := redistest.New(t)
+		now := time.Now()
+		// miniredis has no SPUBLISH: disconnect as on one Redis, check
+		// as on a cluster.
+		if _, err := cutoff.New(rdb, cutoff.Options{WakeChannel: wakeChannel}).Disconnect(ctx, "banned", now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		c := cutoff.New(rdb, cutoff.Options{WakeChannel: wakeChannel, Sharded: sharded})
+		before := mr.CommandCount()
+		const n = 200
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for i := range n {
+			go func() {
+				<-start
+				client := "ok"
+				if i%10 == 0 {
+					client = "banned"
+				}
+				err := c.Check(ctx, client, now.Add(30*time.Minute))
+				if (client == "banned") != errors.Is(err, cutoff.ErrRevoked) || (client == "ok" && err != nil) {
+					err = fmt.Errorf("Check(%s) = %v", client, err)
+				} else {
+					err = nil
+				}
+				errs <- err
+			}()
+		}
+		close(start)
+		for range n {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		cmds := mr.CommandCount() - before
+		t.Logf("sharded %v: %d checks, %d commands", sharded, n, cmds)
+		if !sharded && cmds >= n/2 {
+			t.Errorf("%d concurrent checks took %d commands; want them to share reads", n, cmds)
+		}
 	}
 }
