@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,6 +144,9 @@ func (n *Notifier) reconcile(ctx context.Context) (pending bool) {
 	rctx, cancel := context.WithTimeout(ctx, n.opts.ProbeTimeout)
 	masters, err := n.opts.Cluster.Masters(rctx)
 	cancel()
+	if err == nil && len(masters) == 0 {
+		err = errors.New("no master serves a slot") // a node reset, or not joined yet: drop nothing
+	}
 	if err != nil {
 		n.log.Debug("reading the cluster topology", "err", err)
 		n.mu.Lock()

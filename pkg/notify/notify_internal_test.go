@@ -235,6 +235,21 @@ func TestShardNoLongerMasterDropped(t *testing.T) {
 	}
 }
 
+// A topology without masters (a node answering CLUSTER SLOTS after a
+// reset) drops nothing.
+func TestNoMastersDropsNothing(t *testing.T) {
+	n, fc, _, _, _, _ := clusterNotifier(t)
+	fc.mu.Lock()
+	fc.masters = nil
+	fc.mu.Unlock()
+	n.reconcile(context.Background())
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.conns) != 2 {
+		t.Fatalf("%d connections left; want both", len(n.conns))
+	}
+}
+
 func TestKeySlot(t *testing.T) {
 	for name, want := range map[string]int{
 		"cb:{b}:w": 3300, "{b}": 3300, "b": 3300, "123456789": 12739,
