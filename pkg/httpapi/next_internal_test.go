@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/queue"
 )
 
 const plainRePoll = "GET /poll?client=alice&since=3:7 HTTP/1.1\r\n" +
@@ -270,5 +272,86 @@ func TestHTTPDates(t *testing.T) {
 	d.format(t0.Add(-time.Hour + 10*time.Millisecond))
 	if cached == nil || d.last.Load() != cached {
 		t.Error("a second formatted anew; want it formatted once")
+	}
+}
+
+// A parked poll woken just before the node drains answers with its
+// message at once: the drain neither pushes the wake-up's read deadline
+// back to the poll's drain moment, nor answers [] when both are due.
+// (The drain used to set the deadline to its moment, up to -drain-spread
+// later, and was checked before a pending wake-up.)
+func TestDrainKeepsAWakeUp(t *testing.T) {
+	for _, spread := range []time.Duration{time.Hour, time.Nanosecond} {
+		t.Run(spread.String(), func(t *testing.T) {
+			_, rdb := redistest.New(t)
+			q := queue.New(rdb, queue.Options{})
+			var wakeup func(string)
+			subscribe := func(_ context.Context, _ string, _ time.Duration, wake func(string)) (func(), string, error) {
+				wakeup = wake
+				return func() {}, "", nil
+			}
+			p := poll.New(q, subscribe, nil, poll.Options{DrainSpread: spread})
+			h := New(q, p, Config{})
+			pk := &parked{h: h}
+			_, held, err := p.Hold(context.Background(), "c", message.Cursor{}, pk.wake)
+			if err != nil || held == nil {
+				t.Fatalf("Hold = %v, %v; want a held poll", held, err)
+			}
+			nodeSide, browser := tcpPair(t)
+			pk.held, pk.conn, pk.raw = held, nodeSide, nodeSide
+			answered := make(chan struct{})
+			go func() { defer close(answered); pk.run() }()
+			waitCount(t, "polls parked", p.Waiting, 1)
+			time.Sleep(10 * time.Millisecond) // the parked Read is under way
+
+			b := message.Batch{Messages: []message.Message{{To: "c", Data: []byte(`"hi"`)}}}
+			if _, err := q.Publish(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			wakeup("") // the wake-up, then at once the drain
+			p.Drain()
+
+			_ = browser.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(browser), nil)
+			if err != nil {
+				t.Fatalf("no answer after a wake-up and a drain: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(body), `"data":"hi"`) {
+				t.Errorf("answer %q; want the message that woke the poll", body)
+			}
+			browser.Close()
+			<-answered
+		})
+	}
+}
+
+// tcpPair is the two ends of a loopback TCP connection, closed when the
+// test ends: deadlines on a real socket behave as the node's do.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if server, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+func waitCount(t *testing.T, what string, count func() int, want int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); count() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d; want %d", what, count(), want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -137,7 +137,7 @@ func (pk *parked) wake(payload string) {
 func (pk *parked) drain(at time.Time) {
 	pk.drainAt.Store(at.UnixNano())
 	if pk.ready.Load() {
-		_ = pk.raw.SetReadDeadline(at)
+		pk.arm() // never push back a wake-up's deadline
 	}
 }
 
@@ -173,9 +173,6 @@ func (pk *parked) wait() *parked {
 			return nil
 		}
 		now := time.Now()
-		if at := pk.drainAt.Load(); at != 0 && now.UnixNano() >= at {
-			return pk.finish(pk.held.Empty(metrics.OutcomeDrained), true)
-		}
 		if pk.woken.Swap(false) {
 			if p := pk.payload.Swap(nil); p != nil {
 				if res, ok := pk.held.FromWake(*p); ok {
@@ -189,6 +186,9 @@ func (pk *parked) wait() *parked {
 			if settled {
 				return pk.finish(res, false)
 			}
+		}
+		if at := pk.drainAt.Load(); at != 0 && now.UnixNano() >= at {
+			return pk.finish(pk.held.Empty(metrics.OutcomeDrained), true)
 		}
 		if !now.Before(pk.held.Deadline()) {
 			return pk.finish(pk.held.Empty(metrics.OutcomeTimeout), false)
