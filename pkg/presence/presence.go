@@ -17,7 +17,8 @@
 //
 // A node that dies cannot take its clients out of the counts. Every node
 // says it is alive every Options.Heartbeat, into a sorted set of dead-by
-// times; one node at a time, holding a lease in Redis, sweeps (sweeper.go):
+// times (by Redis's clock, so that nodes whose clocks disagree are judged
+// alike); one node at a time, holding a lease in Redis, sweeps (sweeper.go):
 // a node whose dead-by time is over a linger past has its clients counted
 // out (sweep.lua), so a client whose node was killed goes offline within
 // the linger plus Options.NodeTTL plus a sweep interval. The node that
@@ -479,8 +480,7 @@ func (p *Presence) reportWrite(err error) {
 // meanwhile (and counted its clients out), the node takes a new id and
 // adds every client it holds again.
 func (p *Presence) heartbeat(ctx context.Context) {
-	deadAt := p.opts.Now().Add(p.opts.NodeTTL).UnixMilli()
-	ok, err := heartbeatScript.Run(ctx, p.rdb, []string{p.nodesKey()}, p.id, deadAt, p.registered).Int()
+	ok, err := heartbeatScript.Run(ctx, p.rdb, []string{p.nodesKey()}, p.id, p.opts.NodeTTL.Milliseconds(), p.registered).Int()
 	if err != nil {
 		p.beatOK = false
 		p.reportWrite(fmt.Errorf("presence: heartbeat: %w", err))

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -19,10 +20,12 @@ import (
 	"github.com/cometbox/cometbox/pkg/presence"
 )
 
-// clock is a test's time, moved by hand.
+// clock is a test's time, moved by hand; it moves miniredis's too (its
+// TIME, which the heartbeats and the sweeper read).
 type clock struct {
 	mu  sync.Mutex
 	now time.Time
+	mr  *miniredis.Miniredis
 }
 
 func newClock() *clock { return &clock{now: time.UnixMilli(1_800_000_000_000)} }
@@ -36,6 +39,9 @@ func (c *clock) Now() time.Time {
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
+	if c.mr != nil {
+		c.mr.SetTime(c.now)
+	}
 	c.mu.Unlock()
 }
 
@@ -76,8 +82,15 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	_, rdb := redistest.New(t)
-	return &world{t: t, ctx: context.Background(), rdb: rdb, clock: newClock(), sink: &sink{}}
+	mr, rdb := redistest.New(t)
+	return &world{t: t, ctx: context.Background(), rdb: rdb, clock: newClock().on(mr), sink: &sink{}}
+}
+
+// on makes the clock move mr's time too, from now on.
+func (c *clock) on(mr *miniredis.Miniredis) *clock {
+	c.mr = mr
+	mr.SetTime(c.now)
+	return c
 }
 
 // node is one node's Presence, registered.
@@ -305,7 +318,7 @@ func TestNodeTakenForDeadAddsItsClientsAgain(t *testing.T) {
 
 func TestFailedFlushIsRetried(t *testing.T) {
 	mr, rdb := redistest.New(t)
-	w := &world{t: t, ctx: context.Background(), rdb: rdb, clock: newClock(), sink: &sink{}}
+	w := &world{t: t, ctx: context.Background(), rdb: rdb, clock: newClock().on(mr), sink: &sink{}}
 	a := w.node("a", presence.Options{})
 	a.Begin("hank")
 	mr.SetError("LOADING")
@@ -475,4 +488,27 @@ func sample(t *testing.T, reg *prometheus.Registry, name, label string) float64 
 		}
 	}
 	return 0
+}
+
+// A node whose clock is far behind the others' is not taken for dead:
+// dead times are by Redis's clock.
+func TestNodeWithASlowClockIsNotTakenForDead(t *testing.T) {
+	w := newWorld(t)
+	slow := func() time.Time { return w.clock.Now().Add(-30 * time.Second) }
+	a := presence.New(w.rdb, nil, nil, presence.Options{Node: "a", Now: slow, Sink: w.sink})
+	presence.Heartbeat(a, w.ctx)
+	b := w.node("b", presence.Options{})
+	a.Begin("kim")
+	presence.Flush(a, w.ctx)
+	for range 5 {
+		w.clock.Add(time.Second)
+		presence.Heartbeat(a, w.ctx)
+		presence.Heartbeat(b, w.ctx)
+		if err := presence.Sweep(b, w.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := w.state(b, "kim"); !st.Online {
+		t.Errorf("kim, held by a node whose clock is 30s behind: %+v; want online", st)
+	}
 }

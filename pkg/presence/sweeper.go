@@ -160,7 +160,7 @@ func (p *Presence) leaseTTL() time.Duration { return p.opts.NodeTTL }
 func (p *Presence) sweep(ctx context.Context) error {
 	now := p.opts.Now()
 	res, err := reapScript.Run(ctx, p.rdb, []string{p.nodesKey(), p.deadKey()},
-		now.Add(-p.opts.Linger).UnixMilli(), p.opts.NodeTTL.Milliseconds()).StringSlice()
+		p.opts.Linger.Milliseconds(), p.opts.NodeTTL.Milliseconds()).StringSlice()
 	if err != nil {
 		return fmt.Errorf("reap: %w", err)
 	}
