@@ -246,7 +246,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, 10*time.Second, "refused deliveries", func() bool { hooks.mu.Lock(); defer hooks.mu.Unlock(); return hooks.refused >= 3 })
+	waitFor(t, 10*time.Second, "refused deliveries", func() bool { hooks.mu.Lock(); defer hooks.mu.Unlock(); return hooks.refused >= 2 })
 	hooks.down.Store(false)
 	up := time.Now()
 	waitFor(t, 40*time.Second, "every event", func() bool {
