@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -507,22 +508,41 @@ func TestPollOutlivesReadTimeout(t *testing.T) {
 }
 
 // /readyz tells a balancer no more than "not ready": the reason (which
-// may name Redis's address) goes to the node's log, once per change.
+// names Redis's address) goes to the node's log, once per change.
 func TestReadyzKeepsItsReasonInTheLog(t *testing.T) {
 	var logs syncBuffer
-	cfg := secured()
-	cfg.Log = slog.New(slog.NewTextHandler(&logs, nil))
-	n := newNode(t, cfg, poll.Options{})
-	n.mr.Close()
-	var rec *httptest.ResponseRecorder
+	var down atomic.Bool
+	down.Store(true)
+	h := httpapi.New(nil, poll.New(nil, nil, nil, poll.Options{}), httpapi.Config{
+		Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		Ready: func(context.Context) error {
+			if down.Load() {
+				return errors.New("redis: dial tcp 10.0.0.7:6379: connect: connection refused")
+			}
+			return nil
+		},
+	})
+	readyz := func() *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec
+	}
 	for range 3 {
-		rec = n.do(httptest.NewRequest("GET", "/readyz", nil))
+		if rec := readyz(); rec.Code != 503 || rec.Body.String() != "not ready\n" {
+			t.Errorf("readyz with Redis gone = %d %q; want 503 \"not ready\\n\"", rec.Code, rec.Body)
+		}
 	}
-	if rec.Code != 503 || rec.Body.String() != "not ready\n" {
-		t.Errorf("readyz with Redis gone = %d %q; want 503 \"not ready\\n\"", rec.Code, rec.Body)
+	down.Store(false)
+	for range 3 {
+		if rec := readyz(); rec.Code != 200 {
+			t.Errorf("readyz with Redis back = %d %q; want 200", rec.Code, rec.Body)
+		}
 	}
-	if got := strings.Count(logs.String(), "not ready"); got != 1 || !strings.Contains(logs.String(), "err=") {
+	if got := strings.Count(logs.String(), "10.0.0.7"); got != 1 {
 		t.Errorf("log = %q; want the reason logged once", logs.String())
+	}
+	if got := strings.Count(logs.String(), "ready again"); got != 1 {
+		t.Errorf("log = %q; want \"ready again\" once", logs.String())
 	}
 }
 
