@@ -75,7 +75,7 @@ type sentinelFollower struct {
 	// ping runs a command through the node's client, so that it dials the
 	// new primary after a switch. Set before Run.
 	ping func(ctx context.Context) error
-	// moved is called after a switch, once the old primary's connections
+	// moved is called on a switch, before the old primary's connections
 	// are closed: it moves the wake-up subscriptions. Set before Run.
 	moved func()
 
