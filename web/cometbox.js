@@ -576,6 +576,21 @@
     this._emit("reset");
   };
 
+  // _follow moves the cursor into a new epoch of the same sequence, its
+  // id kept: what a node says without a reset when the sequence has moved
+  // to a new Redis primary (docs/guarantees.md). A lost sequence always
+  // comes with a reset first.
+  P._follow = function (epoch) {
+    this._cursor.epoch = epoch;
+    for (var i = 0; i < this._ring.length; i++) {
+      this._ring[i].epoch = epoch;
+    }
+    this._saveCursor();
+    if (this.role === "leader") {
+      this._post({ t: "follow", epoch: epoch });
+    }
+  };
+
   P._gap = function (gap) {
     if (this.role === "leader") {
       this._post({ t: "gap", gap: gap });
@@ -590,7 +605,7 @@
       return false;
     }
     if (epoch && this._cursor.epoch && epoch !== this._cursor.epoch) {
-      this._applyReset(epoch); // another sequence without a reset seen first
+      this._follow(epoch); // the same sequence in a new epoch: no reset came
     }
     if (epoch && !this._cursor.epoch) {
       this._cursor.epoch = epoch;
@@ -631,7 +646,7 @@
     if (resetHdr) {
       this._applyReset(c ? c.epoch : "");
     } else if (c && c.epoch && this._cursor.epoch && c.epoch !== this._cursor.epoch) {
-      this._applyReset(c.epoch);
+      this._follow(c.epoch);
     }
     var gap = parseGap(gapHdr);
     if (gap) {
@@ -1508,7 +1523,7 @@
       return;
     }
     var leader = this.role === "leader";
-    if (this._held && !leader && (m.t === "msg" || m.t === "gap" || m.t === "reset")) {
+    if (this._held && !leader && (m.t === "msg" || m.t === "gap" || m.t === "reset" || m.t === "follow")) {
       this._held.push(m); // after the sync, which may hold what came before
       return;
     }
@@ -1526,6 +1541,11 @@
       case "reset":
         if (!leader) {
           this._applyReset(m.epoch, false);
+        }
+        break;
+      case "follow":
+        if (!leader && m.epoch && this._cursor.epoch && m.epoch !== this._cursor.epoch) {
+          this._follow(m.epoch);
         }
         break;
       case "state":

@@ -274,15 +274,21 @@ test("Cometbox-Reset forgets the old cursor, tells the application, delivers the
   assert.equal(store.getItem("cometbox:http://a.test|alice"), "new:3");
 });
 
-test("an answer in another epoch without a reset header is treated as a reset", async () => {
+// A sequence moved to a new Redis primary keeps its ids in a new epoch,
+// and the node says so without a reset: the client follows, the ids it
+// has stay had.
+test("an answer in another epoch without a reset header continues the sequence in it", async () => {
   const store = memoryStorage();
   store.setItem("cometbox:http://a.test|alice", "old:9");
-  const f = fakeFetch([page([{ id: 1, data: 1 }], "new:1")]);
+  const f = fakeFetch([page([{ id: 10, data: 10 }], "new:10"), page([{ id: 10, data: 10 }, { id: 11, data: 11 }], "new:11")]);
   const { cb, got } = newClient({ fetch: f, sessionStorage: store });
   cb.start();
-  await until(() => got.messages.length === 1);
+  await until(() => f.calls.length === 3);
   cb.stop();
-  assert.equal(got.resets, 1);
+  assert.equal(got.resets, 0);
+  assert.deepEqual(got.messages.map((m) => m.id), [10, 11], "message 10 once");
+  assert.equal(f.calls[1].q.since, "new:10");
+  assert.equal(store.getItem("cometbox:http://a.test|alice"), "new:11");
 });
 
 test("the cursor survives a reload (a new client on the same storage) and is keyed by url and client", async () => {
@@ -674,6 +680,23 @@ test("SSE: a reset event switches epochs and tells the application", async () =>
   es.emit("message", { id: 2, data: 2 }, "new:2");
   assert.deepEqual(order, ["reset", 1, 2]);
   assert.equal(cb.cursor, "new:2");
+  cb.stop();
+});
+
+test("SSE: a message in a new epoch without a reset event continues the sequence", async () => {
+  const store = memoryStorage();
+  store.setItem("cometbox:http://a.test|alice", "old:30");
+  const f = fakeFetch([]);
+  const order = [];
+  const { cb } = sseClient({ fetch: f, sessionStorage: store, onReset: () => order.push("reset"), onMessage: (m) => order.push(m.id) });
+  cb.start();
+  await until(() => FakeES.instances.length === 1);
+  const es = FakeES.instances[0];
+  es.emit("hello", { cursor: "old:30", heartbeat: 15 });
+  es.emit("message", { id: 30, data: 30 }, "new:30"); // already had
+  es.emit("message", { id: 31, data: 31 }, "new:31");
+  assert.deepEqual(order, [31]);
+  assert.equal(cb.cursor, "new:31");
   cb.stop();
 });
 
