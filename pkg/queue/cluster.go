@@ -124,8 +124,9 @@ type clusterMasters interface {
 
 // followAsk sends each call at asked, with ASKING, to the master its ASK
 // names, and replaces its cmd with the answer. It returns those it could
-// not send (rdb is not a cluster client, or the master is unknown to it):
-// they wait and go again the usual way.
+// not send (rdb is not a cluster client, or the master is unknown to it)
+// and those that master refused in turn (TRYAGAIN while the keys are
+// split between the two): they wait and go again the usual way.
 func followAsk(ctx context.Context, rdb Redis, calls []scriptCall, cmds []*redis.Cmd, asked []int) (left []int) {
 	cc, ok := rdb.(clusterMasters)
 	if !ok {
@@ -149,6 +150,9 @@ func followAsk(ctx context.Context, rdb Redis, calls []scriptCall, cmds []*redis
 			continue
 		}
 		cmds[i] = askCall(ctx, node, calls[i])
+		if refused(calls[i], cmds[i].Err()) {
+			left = append(left, i)
+		}
 	}
 	return left
 }

@@ -88,6 +88,31 @@ func TestClusterRefusalsGoAgain(t *testing.T) {
 				t.Fatalf("Publish with 150ms left = %v after %v; want TRYAGAIN within the deadline", err, took)
 			}
 
+			// ASK to a master that refuses in turn: an enqueue whose keys
+			// have moved, but whose idempotency key exists on neither
+			// master, is sent to the importing master, which answers
+			// TRYAGAIN until the migration ends; the publish waits for it.
+			e := client()
+			if err := publish(ctx, text(e, "1")); err != nil {
+				t.Fatal(err)
+			}
+			c.BeginMigration(redisserver.Slot(e), from, to)
+			c.MoveKeys(redisserver.Slot(e), from, to)
+			ended := make(chan struct{})
+			go func() {
+				defer close(ended)
+				time.Sleep(200 * time.Millisecond)
+				c.EndMigration(redisserver.Slot(e), from, to)
+			}()
+			err = publish(ctx, text(e, "2"))
+			<-ended
+			if err != nil {
+				t.Fatalf("Publish after an ASK refused again = %v; want success once the migration ended", err)
+			}
+			if page, err := q.Read(ctx, e, message.Cursor{}, 10); err != nil || len(page.Messages) != 2 {
+				t.Fatalf("Read(%s) = %d messages, %v; want 2", e, len(page.Messages), err)
+			}
+
 			// ASK: a read whose keys are on the importing master goes
 			// there while the slot still migrates.
 			c.MoveKeys(redisserver.Slot(d), from, to)
