@@ -36,8 +36,8 @@ type composeDrain struct {
 
 func loadComposeDrain(t *testing.T) composeDrain {
 	t.Helper()
-	const where = "docker-compose.yml: x-node-env"
-	env := mapping(t, where, loadYAML(t, "docker-compose.yml")[0], "x-node-env")
+	const where = "docker-compose.yml: " + nodeService
+	env := mapping(t, where, loadYAML(t, "docker-compose.yml")[0], "services", nodeService, "environment")
 	d := func(k string) time.Duration { return duration(t, where+" "+k, text(t, where, env, k)) }
 	return composeDrain{d("COMETBOX_DRAIN_DELAY"), d("COMETBOX_DRAIN_SPREAD"), d("COMETBOX_SHUTDOWN_TIMEOUT"), d("COMETBOX_POLL_TIMEOUT")}
 }
@@ -333,26 +333,18 @@ func TestDrainBehindBalancer(t *testing.T) {
 		polls, busy, streams = 300, 200, 30
 		rate                 = 100 // messages a second, one per publish
 	)
-	addrs := make([]string, 3)
+	c := newCluster(t, "-redis-url", rs.URL(), "-publish-secret", publishSecret, "-poll-timeout", cd.poll.String(),
+		"-drain-delay", cd.delay.String(), "-drain-spread", cd.spread.String(),
+		"-shutdown-timeout", cd.shutdown.String())
 	nodes := make([]*nodeproc.Node, 3)
-	start := func(i int) *nodeproc.Node {
-		return nodeproc.Start(t, fmt.Sprintf("cometbox-%d", i+1), "-listen", addrs[i],
-			"-redis-url", rs.URL(), "-publish-secret", publishSecret, "-poll-timeout", cd.poll.String(),
-			"-drain-delay", cd.delay.String(), "-drain-spread", cd.spread.String(),
-			"-shutdown-timeout", cd.shutdown.String())
-	}
 	for i := range nodes {
-		addrs[i] = "127.0.0.1:" + strconv.Itoa(redisserver.FreePort(t))
-		nodes[i] = start(i)
+		nodes[i] = c.Add()
 	}
 	for _, n := range nodes {
 		n.WaitReady()
 	}
-	lb := startBalancerWith(t, addrs, false)
-	allUp := func() bool {
-		s := lb.servers(t)
-		return len(s) == 3 && s["cometbox-1"] == "UP" && s["cometbox-2"] == "UP" && s["cometbox-3"] == "UP"
-	}
+	lb := startBalancerWith(t, c, false)
+	allUp := func() bool { return len(lb.inRotation(t)) == 3 }
 	waitFor(t, 15*time.Second, "haproxy to see the three nodes UP", allUp)
 
 	load := newDrainLoad(lb.URL, polls, busy, streams)
@@ -364,7 +356,7 @@ func TestDrainBehindBalancer(t *testing.T) {
 		}
 	}()
 	held := func(n *nodeproc.Node) int {
-		return int(getScrape(t, n.URL+"/metrics").sum("cometbox_polls_waiting", nil))
+		return int(getScrape(t, n.OpsURL()+"/metrics").sum("cometbox_polls_waiting", nil))
 	}
 	waitFor(t, 15*time.Second, "every poll held and every stream open", func() bool {
 		total := 0
@@ -392,6 +384,7 @@ func TestDrainBehindBalancer(t *testing.T) {
 
 	const vi = 1
 	victim := nodes[vi]
+	victimAddr := addrOf(t, victim)
 	heldAtSignal := held(victim)
 	sigterm := time.Now()
 	victim.Signal(syscall.SIGTERM)
@@ -400,7 +393,7 @@ func TestDrainBehindBalancer(t *testing.T) {
 	go func() {
 		defer close(watchDone)
 		for time.Since(sigterm) < cd.delay+cd.spread {
-			if st := lb.servers(t)[victim.Name]; st != "" && !strings.HasPrefix(st, "UP") {
+			if st := lb.status(t, victimAddr); st != "" && !strings.HasPrefix(st, "UP") {
 				downAt.Store(int64(time.Since(sigterm)))
 				return
 			}
@@ -416,7 +409,9 @@ func TestDrainBehindBalancer(t *testing.T) {
 	exitAfter := time.Since(sigterm)
 	<-watchDone
 
-	nodes[vi] = start(vi)
+	// Started again on its address, which stayed in the DNS answer, as
+	// `docker compose restart` keeps a container's.
+	nodes[vi] = c.Start(victimAddr)
 	nodes[vi].WaitReady()
 	waitFor(t, 15*time.Second, "haproxy to see the restarted node UP", allUp)
 	back := time.Since(sigterm)

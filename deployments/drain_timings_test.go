@@ -59,10 +59,10 @@ func (d drainTimings) exits() (about, most time.Duration) {
 }
 
 // composeTimings reads the drain of docker-compose.yml's node service.
-func composeTimings(t *testing.T, name string) drainTimings {
+func composeTimings(t *testing.T) drainTimings {
 	t.Helper()
-	w := "docker-compose.yml: " + name
-	svc := mapping(t, w, loadYAML(t, "docker-compose.yml")[0], "services", name)
+	const w = "docker-compose.yml: " + nodeService
+	svc := mapping(t, w, loadYAML(t, "docker-compose.yml")[0], "services", nodeService)
 	env := mapping(t, w, svc, "environment")
 	d := func(k string) time.Duration { return duration(t, w+" "+k, text(t, w, env, k)) }
 	grace := text(t, w, svc, "stop_grace_period")
@@ -109,7 +109,7 @@ var seconds = regexp.MustCompile(`(\d+) s\b`)
 func TestDrainTable(t *testing.T) {
 	const rel = "deployments/README.md"
 	files := map[string]drainTimings{
-		"docker-compose": composeTimings(t, "cometbox-1"),
+		"docker-compose": composeTimings(t),
 		"Kubernetes":     kubernetesTimings(t),
 		"systemd":        systemdTimings(t),
 	}

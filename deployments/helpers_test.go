@@ -156,6 +156,10 @@ type haproxyConfig struct {
 	env      map[string]string   // "${NAME-default}" references: name → default
 	timeouts map[string]string   // the defaults section's "timeout NAME VALUE"
 	servers  map[string][]string // backend → server addresses as written
+	// templates is backend → server-template addresses as written.
+	templates map[string][]string
+	// defaultServer is backend → its default-server line as written.
+	defaultServer map[string]string
 }
 
 var envRef = regexp.MustCompile(`\$\{(\w+)(?:-([^}]*))?\}`)
@@ -163,7 +167,8 @@ var envRef = regexp.MustCompile(`\$\{(\w+)(?:-([^}]*))?\}`)
 func loadHAProxy(t *testing.T) haproxyConfig {
 	t.Helper()
 	const rel = "deployments/haproxy/haproxy.cfg"
-	c := haproxyConfig{path: repoPath(rel), env: map[string]string{}, timeouts: map[string]string{}, servers: map[string][]string{}}
+	c := haproxyConfig{path: repoPath(rel), env: map[string]string{}, timeouts: map[string]string{}, servers: map[string][]string{},
+		templates: map[string][]string{}, defaultServer: map[string]string{}}
 	var section, name string
 	sc := bufio.NewScanner(bytes.NewReader(readRepoFile(t, rel)))
 	for sc.Scan() {
@@ -190,6 +195,10 @@ func loadHAProxy(t *testing.T) haproxyConfig {
 			c.timeouts[f[1]] = f[2]
 		case section == "backend" && f[0] == "server" && len(f) >= 3:
 			c.servers[name] = append(c.servers[name], strings.Trim(f[2], `"`))
+		case section == "backend" && f[0] == "server-template" && len(f) >= 4:
+			c.templates[name] = append(c.templates[name], strings.Trim(f[3], `"`))
+		case section == "backend" && f[0] == "default-server":
+			c.defaultServer[name] = strings.Join(f[1:], " ")
 		}
 	}
 	return c

@@ -158,7 +158,7 @@ func TestMetricNames(t *testing.T) {
 		_, _ = tc.Poll(holdCtx, busy.URL, "bob", "", "")
 	}()
 	waitFor(t, 5*time.Second, "a held poll", func() bool {
-		return getScrape(t, busy.URL+"/metrics").sum("cometbox_polls_waiting", nil) == 1
+		return getScrape(t, busy.OpsURL()+"/metrics").sum("cometbox_polls_waiting", nil) == 1
 	})
 	if a, err := tc.Poll(ctx, busy.URL, "bob", "", ""); err != nil || a.Status != http.StatusTooManyRequests {
 		t.Fatalf("second poll of one client: %d %v; want 429", a.Status, err)
@@ -166,11 +166,11 @@ func TestMetricNames(t *testing.T) {
 	release()
 	<-held
 	waitFor(t, 10*time.Second, "Redis errors on the node without Redis", func() bool {
-		return len(getScrape(t, broken.URL+"/metrics")["cometbox_redis_errors_total"]) > 0
+		return len(getScrape(t, broken.OpsURL()+"/metrics")["cometbox_redis_errors_total"]) > 0
 	})
 
-	s := getScrape(t, busy.URL+"/metrics")
-	for name, samples := range getScrape(t, broken.URL+"/metrics") {
+	s := getScrape(t, busy.OpsURL()+"/metrics")
+	for name, samples := range getScrape(t, broken.OpsURL()+"/metrics") {
 		s[name] = append(s[name], samples...)
 	}
 	checkSeries(t, own, s)
@@ -313,6 +313,26 @@ func TestGrafana(t *testing.T) {
 		}
 		if len(targets) == 0 {
 			t.Errorf("%s: no query", w)
+		}
+	}
+	// However many nodes there are: the node variable lists what
+	// Prometheus finds (DNS in docker-compose, the pods in Kubernetes),
+	// all of them by default, and no query names one.
+	for _, v := range list(t, dashboardFile, d, "templating", "list") {
+		if text(t, dashboardFile, v, "name") != "instance" {
+			continue
+		}
+		if q := text(t, dashboardFile, v, "query", "query"); !strings.HasPrefix(q, "label_values(") {
+			t.Errorf("%s: variable instance is %q; want the label_values Prometheus finds", dashboardFile, q)
+		}
+		if text(t, dashboardFile, v, "multi") != "true" || text(t, dashboardFile, v, "includeAll") != "true" {
+			t.Errorf("%s: variable instance must allow several nodes and All", dashboardFile)
+		}
+	}
+	fixed := regexp.MustCompile(`instance\s*=~?\s*"[^"$]`)
+	for _, q := range queries(t) {
+		if strings.HasPrefix(q.where, dashboardFile) && fixed.MatchString(q.expr) {
+			t.Errorf("%s: %s names a node", q.where, q.expr)
 		}
 	}
 	var titles []string

@@ -1,21 +1,20 @@
 package deployments_test
 
 // The docker-compose topology as plain processes: a real redis-server
-// with its append-only file, three cometbox nodes, and Debian's haproxy
+// with its append-only file, cometbox nodes each on a loopback address
+// of its own and found by DNS (cluster_test.go), and Debian's haproxy
 // running deployments/haproxy/haproxy.cfg as docker-compose mounts it,
-// with only the addresses (and check timings, for speed) from the
-// environment.
+// with only the addresses and ports (and check timings, for speed) from
+// the environment.
 
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +34,8 @@ const publishSecret = "deploy-test-secret"
 func TestHAProxyConfig(t *testing.T) {
 	bin := testenv.LookPath(t, "haproxy", "apt-get install haproxy")
 	cfg := loadHAProxy(t)
-	for _, k := range []string{"LB_BIND_ADDR", "LB_STATS_ADDR", "NODE1_ADDR", "NODE2_ADDR", "NODE3_ADDR", "LB_CHECK_INTER", "LB_CHECK_FALL", "LB_CHECK_RISE", "LB_DNS_ADDR"} {
+	for _, k := range []string{"LB_BIND_ADDR", "LB_STATS_ADDR", "NODE_SERVICE", "NODE_PORT", "NODE_ADMIN_PORT", "LB_MAX_NODES",
+		"LB_DNS_ADDR", "LB_DNS_HOLD", "LB_CHECK_INTER", "LB_CHECK_FALL", "LB_CHECK_RISE"} {
 		if _, ok := cfg.env[k]; !ok {
 			t.Errorf("haproxy.cfg: no ${%s-default}", k)
 		}
@@ -45,115 +45,48 @@ func TestHAProxyConfig(t *testing.T) {
 	if poll := 25 * time.Second; server <= poll || client <= poll {
 		t.Errorf("haproxy.cfg: timeout server %v, client %v; want both above the poll timeout %v", server, client, poll)
 	}
+	// The nodes come from DNS, none by hand: one scalable service.
+	if got := cfg.servers["cometbox"]; len(got) > 0 {
+		t.Errorf("haproxy.cfg: backend cometbox lists servers %v; want only a server-template over the service name", got)
+	}
+	if got := cfg.templates["cometbox"]; len(got) != 1 || cfg.expand(got[0]) != "cometbox:8080" {
+		t.Errorf("haproxy.cfg: backend cometbox server-template addresses %v; want one, on docker-compose's service cometbox:8080", got)
+	}
+	for _, want := range []string{"check port", "resolvers dns", "init-addr none", "slowstart"} {
+		if !strings.Contains(cfg.defaultServer["cometbox"], want) {
+			t.Errorf("haproxy.cfg: backend cometbox default-server %q; want %q", cfg.defaultServer["cometbox"], want)
+		}
+	}
 
-	// docker-compose's names do not resolve here: haproxy warns and starts
-	// without them (init-addr none), as it would before the nodes are up.
+	// Docker's DNS server is not here: haproxy starts with every slot
+	// empty, as it would before the nodes are up.
 	cmd := exec.Command(bin, "-c", "-f", cfg.path)
 	cmd.Env = os.Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("haproxy -c with the docker-compose defaults: %v\n%s", err, out)
 	}
 	cmd = exec.Command(bin, "-c", "-f", cfg.path)
-	cmd.Env = append(os.Environ(), lbEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "127.0.0.1:4", "127.0.0.1:5", "127.0.0.1:6")...)
+	cmd.Env = append(os.Environ(), lbEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", 4, 5, true)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.Contains(string(out), "WARNING") || strings.Contains(string(out), "ALERT") {
 		t.Errorf("haproxy -c with addresses: %v\n%s", err, out)
 	}
 }
 
-// lbEnv is the environment the test gives haproxy.cfg: addresses, and
-// checks every 100ms.
-func lbEnv(bind, stats, dns string, nodes ...string) []string {
-	return append(lbAddrEnv(bind, stats, dns, nodes...), "LB_CHECK_INTER=100ms", "LB_CHECK_FALL=2", "LB_CHECK_RISE=1")
-}
-
-// lbAddrEnv is the addresses alone: the checks keep the config's
-// defaults, docker-compose's.
-func lbAddrEnv(bind, stats, dns string, nodes ...string) []string {
-	env := []string{"LB_BIND_ADDR=" + bind, "LB_STATS_ADDR=" + stats, "LB_DNS_ADDR=" + dns}
-	for i, n := range nodes {
-		env = append(env, fmt.Sprintf("NODE%d_ADDR=%s", i+1, n))
-	}
-	return env
-}
-
-// balancer is a running haproxy.
-type balancer struct {
-	URL, Stats string
-	log        *lockedBuffer
-}
-
-// startBalancer runs haproxy.cfg on nodes with checks every 100ms.
-func startBalancer(t *testing.T, nodes []string) *balancer {
-	t.Helper()
-	return startBalancerWith(t, nodes, true)
-}
-
-// startBalancerWith runs haproxy.cfg on nodes, with checks every 100ms
-// (fastChecks) or the config's own timings.
-func startBalancerWith(t *testing.T, nodes []string, fastChecks bool) *balancer {
-	t.Helper()
-	bin := testenv.LookPath(t, "haproxy", "apt-get install haproxy")
-	port := func() string { return "127.0.0.1:" + strconv.Itoa(redisserver.FreePort(t)) }
-	bind, stats, dns := port(), port(), port()
-	lb := &balancer{URL: "http://" + bind, Stats: "http://" + stats, log: &lockedBuffer{}}
-	cmd := exec.Command(bin, "-db", "-f", loadHAProxy(t).path)
-	env := lbAddrEnv(bind, stats, dns, nodes...)
-	if fastChecks {
-		env = lbEnv(bind, stats, dns, nodes...)
-	}
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = lb.log, lb.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			log := lb.log.String()
-			lines := strings.SplitAfter(log, "\n")
-			if len(lines) > 200 { // a test under load logs every request
-				log = "[…]\n" + strings.Join(lines[len(lines)-200:], "")
-			}
-			t.Logf("haproxy log:\n%s", log)
-		}
-	})
-	return lb
-}
-
-// servers reads the status of each server of backend cometbox from the
-// stats page: "UP", "DOWN", ...
-func (lb *balancer) servers(t *testing.T) map[string]string {
-	t.Helper()
-	resp, err := http.Get(lb.Stats + "/stats;csv")
+// httpStatus is the status of GET url; 0 when it fails.
+func httpStatus(url string) int {
+	resp, err := http.Get(url)
 	if err != nil {
-		return nil
+		return 0
 	}
-	defer resp.Body.Close()
-	r := csv.NewReader(bufio.NewReader(resp.Body))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[strings.TrimPrefix(h, "# ")] = i
-	}
-	status := map[string]string{}
-	for _, row := range rows[1:] {
-		if row[col["pxname"]] == "cometbox" && row[col["svname"]] != "BACKEND" && row[col["svname"]] != "FRONTEND" {
-			status[row[col["svname"]]] = row[col["status"]]
-		}
-	}
-	return status
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // pollsServed is how many /poll requests a node has answered.
 func pollsServed(t *testing.T, n *nodeproc.Node) float64 {
 	t.Helper()
-	return getScrape(t, n.URL+"/metrics").sum("cometbox_http_requests_total", map[string]string{"route": "/poll"})
+	return getScrape(t, n.OpsURL()+"/metrics").sum("cometbox_http_requests_total", map[string]string{"route": "/poll"})
 }
 
 func publishTo(t *testing.T, n *nodeproc.Node, pairs ...string) {
@@ -189,21 +122,36 @@ func TestTopology(t *testing.T) {
 	testenv.LookPath(t, "haproxy", "apt-get install haproxy")
 	rs := redisserver.Start(t, redisserver.Options{AOF: true})
 	const drainDelay = 3 * time.Second
+	c := newCluster(t, "-redis-url", rs.URL(), "-publish-secret", publishSecret,
+		"-drain-delay", drainDelay.String(), "-drain-spread", "500ms", "-poll-timeout", "10s")
 	nodes := make([]*nodeproc.Node, 3)
-	addrs := make([]string, 3)
 	for i := range nodes {
-		addrs[i] = "127.0.0.1:" + strconv.Itoa(redisserver.FreePort(t))
-		nodes[i] = nodeproc.Start(t, fmt.Sprintf("cometbox-%d", i+1), "-listen", addrs[i],
-			"-redis-url", rs.URL(), "-publish-secret", publishSecret,
-			"-drain-delay", drainDelay.String(), "-drain-spread", "500ms", "-poll-timeout", "10s")
+		nodes[i] = c.Add()
 	}
 	for _, n := range nodes {
 		n.WaitReady()
 	}
-	lb := startBalancer(t, addrs)
-	waitFor(t, 10*time.Second, "haproxy to see the three nodes UP", func() bool {
-		s := lb.servers(t)
-		return len(s) == 3 && s["cometbox-1"] == "UP" && s["cometbox-2"] == "UP" && s["cometbox-3"] == "UP"
+	lb := startBalancer(t, c)
+	lb.waitRotation(t, "haproxy to see the three nodes UP", nodes...)
+	t.Run("public routes", func(t *testing.T) {
+		// The operator's routes are on each node's admin port, and the
+		// balancer forwards what browsers and back ends need, /healthz
+		// too, and nothing else.
+		for path, want := range map[string]int{"/healthz": 200, "/readyz": 404, "/metrics": 404, "/debug/pprof/": 404} {
+			if got := httpStatus(lb.URL + path); got != want {
+				t.Errorf("GET %s through the balancer = %d; want %d", path, got, want)
+			}
+		}
+		for path, want := range map[string]int{"/healthz": 200, "/readyz": 404, "/metrics": 404} {
+			if got := httpStatus(nodes[0].URL + path); got != want {
+				t.Errorf("GET %s on a node's public port = %d; want %d", path, got, want)
+			}
+		}
+		for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
+			if got := httpStatus(nodes[0].AdminURL + path); got != want {
+				t.Errorf("GET %s on a node's admin port = %d; want %d", path, got, want)
+			}
+		}
 	})
 	t.Run("even spread", func(t *testing.T) {
 		publishTo(t, nodes[0], "spread", "waiting")
@@ -329,7 +277,7 @@ func TestTopology(t *testing.T) {
 			waitFor(t, 5*time.Second, "alice's poll to be held", func() bool {
 				var holding []*nodeproc.Node
 				for _, n := range nodes {
-					if getScrape(t, n.URL+"/metrics").sum("cometbox_polls_waiting", nil) > 0 {
+					if getScrape(t, n.OpsURL()+"/metrics").sum("cometbox_polls_waiting", nil) > 0 {
 						holding = append(holding, n)
 					}
 				}
@@ -370,7 +318,7 @@ func TestTopology(t *testing.T) {
 		t.Logf("killing %s while it holds alice's poll (publishing through %s)", victim.Name, publisher.Name)
 		victim.Kill()
 		waitFor(t, 5*time.Second, "haproxy to take the killed node out", func() bool {
-			return strings.HasPrefix(lb.servers(t)[victim.Name], "DOWN")
+			return strings.HasPrefix(lb.status(t, addrOf(t, victim)), "DOWN")
 		})
 		for sent < total {
 			send()
@@ -405,7 +353,7 @@ func TestTopology(t *testing.T) {
 		start := time.Now()
 		drain.Signal(syscall.SIGTERM)
 		waitFor(t, drainDelay, "haproxy to take the draining node out of the rotation", func() bool {
-			st := lb.servers(t)[drain.Name]
+			st := lb.status(t, addrOf(t, drain))
 			return st != "" && st != "UP" && !strings.HasPrefix(st, "UP ")
 		})
 		t.Logf("%s out of the rotation %v after SIGTERM", drain.Name, time.Since(start).Round(time.Millisecond))

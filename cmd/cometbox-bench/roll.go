@@ -31,7 +31,7 @@ func rollCmd(args []string, stdout, stderr io.Writer) error {
 		haproxyBin  = fs.String("haproxy", "haproxy", "haproxy program")
 		redisBin    = fs.String("redis-server", "redis-server", "redis-server program, started on a free loopback port with an append-only file")
 		redisURL    = fs.String("redis-url", "", "use this Redis instead of starting one")
-		nodes       = fs.Int("nodes", 3, "nodes behind HAProxy (at most the config's server lines)")
+		nodes       = fs.Int("nodes", 3, "nodes behind HAProxy (at most the config's LB_MAX_NODES)")
 		subs        = fs.Int("subs", 2000, "long-polls through HAProxy, one client id each")
 		idle        = fs.Int("idle", 0, "of -subs, how many get no message: their polls are held until they time out")
 		rate        = fs.Float64("rate", 300, "messages a second, one per publish, through HAProxy")

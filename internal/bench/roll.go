@@ -125,7 +125,7 @@ func Roll(ctx context.Context, opts RollOptions) (*RollResult, error) {
 	for time.Now().Before(deadline) {
 		held := 0
 		for _, n := range top.Nodes {
-			h, _ := opts.Target.Held("http://" + n.Addr)
+			h, _ := opts.Target.Held("http://" + n.AdminAddr)
 			held += h
 		}
 		if int64(held) >= cs.Connected {

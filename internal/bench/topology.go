@@ -6,8 +6,10 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,23 +18,28 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cometbox/cometbox/internal/servicedns"
 )
 
-// TopologyConfig describes the docker-compose topology run as processes
-// on loopback ports, for the rolling-restart mode: a redis-server,
-// cometbox nodes, and HAProxy on the project's haproxy.cfg with only the
-// addresses (and, when given, the check timings) from the environment,
-// as deployments/topology_test.go runs it.
+// TopologyConfig describes the docker-compose topology run as processes,
+// for the rolling-restart mode: a redis-server, cometbox nodes each on a
+// loopback address of its own with the same public and admin ports (as
+// containers on one network), a DNS server answering the service name
+// with their addresses (as Docker's does), and HAProxy on the project's
+// haproxy.cfg with only the addresses and ports (and, when given, the
+// check timings) from the environment, as deployments/topology_test.go
+// runs it.
 type TopologyConfig struct {
 	// NodeBin, HAProxyBin and RedisBin are the programs to run.
 	NodeBin, HAProxyBin, RedisBin string
-	// HAProxyCfg is deployments/haproxy/haproxy.cfg; its NODEn_ADDR
-	// references say how many nodes it balances.
+	// HAProxyCfg is deployments/haproxy/haproxy.cfg; its
+	// ${LB_MAX_NODES-n} says how many nodes it balances at most.
 	HAProxyCfg string
 	// RedisURL is a Redis to use; empty: start RedisBin with an
 	// append-only file fsynced every second, as docker-compose.yml does.
 	RedisURL string
-	// Nodes is the number of nodes; at most the config's servers.
+	// Nodes is the number of nodes; at most the config's server slots.
 	Nodes int
 	// NodeArgs are more flags for every node (the drain settings).
 	NodeArgs []string
@@ -54,22 +61,29 @@ type Topology struct {
 	Nodes     []*NodeProc
 	redisURL  string
 	redis     *exec.Cmd
+	dns       *servicedns.Server
 	lb        *exec.Cmd
 }
 
 // NodeProc is one cometbox node process, which can be stopped and
 // started again on the same address.
 type NodeProc struct {
-	Name, Addr string
-	bin        string
-	args       []string
-	logPath    string
-	cmd        *exec.Cmd
-	done       chan struct{}
-	exit       int
+	// Name is its -node-name; Addr its public address (-listen),
+	// AdminAddr the one of /readyz and /metrics (-admin-listen).
+	Name, Addr, AdminAddr string
+	bin                   string
+	args                  []string
+	logPath               string
+	cmd                   *exec.Cmd
+	done                  chan struct{}
+	exit                  int
 }
 
-var nodeAddrRef = regexp.MustCompile(`\$\{NODE(\d+)_ADDR`)
+// serviceName is the name the nodes are found by: docker-compose's node
+// service, haproxy.cfg's default NODE_SERVICE.
+const serviceName = "cometbox"
+
+var maxNodesRef = regexp.MustCompile(`\$\{LB_MAX_NODES-(\d+)\}`)
 
 // StartTopology starts Redis (unless cfg.RedisURL is set), the nodes,
 // and HAProxy, and waits until HAProxy has every node UP.
@@ -78,15 +92,24 @@ func StartTopology(cfg TopologyConfig) (_ *Topology, err error) {
 	if err != nil {
 		return nil, err
 	}
-	servers := len(nodeAddrRef.FindAllSubmatch(b, -1))
-	if cfg.Nodes < 1 || cfg.Nodes > servers {
-		return nil, fmt.Errorf("%s balances %d nodes (NODEn_ADDR); asked for %d: add server lines for more", cfg.HAProxyCfg, servers, cfg.Nodes)
+	m := maxNodesRef.FindSubmatch(b)
+	if m == nil {
+		return nil, fmt.Errorf("%s: no ${LB_MAX_NODES-n}: want the project's haproxy.cfg, which finds the nodes by DNS", cfg.HAProxyCfg)
 	}
-	ports, err := freePorts(cfg.Nodes + servers + 4)
+	slots, _ := strconv.Atoi(string(m[1]))
+	if cfg.Nodes < 1 || cfg.Nodes > slots {
+		return nil, fmt.Errorf("%s balances up to %d nodes (LB_MAX_NODES); asked for %d", cfg.HAProxyCfg, slots, cfg.Nodes)
+	}
+	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
 	}
 	next := func() string { p := ports[0]; ports = ports[1:]; return "127.0.0.1:" + strconv.Itoa(p) }
+	// The nodes' ports, free on 127.0.0.1 so on every address, and their
+	// addresses, in a /24 of 127/8 picked at random.
+	nodePort, adminPort := ports[0], ports[1]
+	ports = ports[2:]
+	prefix := [3]byte{127, byte(100 + rand.IntN(150)), byte(rand.IntN(256))}
 	t := &Topology{cfg: cfg, redisURL: cfg.RedisURL}
 	defer func() {
 		if err != nil {
@@ -107,10 +130,15 @@ func StartTopology(cfg TopologyConfig) (_ *Topology, err error) {
 			return nil, fmt.Errorf("redis-server: %w", err)
 		}
 	}
+	var ips []netip.Addr
 	for i := range cfg.Nodes {
 		name := fmt.Sprintf("cometbox-%d", i+1)
-		n := &NodeProc{Name: name, Addr: next(), bin: cfg.NodeBin, logPath: filepath.Join(cfg.Dir, name+".log")}
-		n.args = append([]string{"-listen", n.Addr, "-redis-url", t.redisURL, "-publish-secret", cfg.Secret,
+		ip := netip.AddrFrom4([4]byte{prefix[0], prefix[1], prefix[2], byte(2 + i)})
+		ips = append(ips, ip)
+		n := &NodeProc{Name: name, bin: cfg.NodeBin, logPath: filepath.Join(cfg.Dir, name+".log"),
+			Addr:      netip.AddrPortFrom(ip, uint16(nodePort)).String(),
+			AdminAddr: netip.AddrPortFrom(ip, uint16(adminPort)).String()}
+		n.args = append([]string{"-listen", n.Addr, "-admin-listen", n.AdminAddr, "-redis-url", t.redisURL, "-publish-secret", cfg.Secret,
 			"-node-name", name, "-log-format", "json", "-max-polls-per-client", "0"}, cfg.NodeArgs...)
 		t.Nodes = append(t.Nodes, n)
 		if err := n.Start(); err != nil {
@@ -122,16 +150,13 @@ func StartTopology(cfg TopologyConfig) (_ *Topology, err error) {
 			return nil, err
 		}
 	}
-	bind, stats, dns := next(), next(), next()
-	t.LB, t.Stats = "http://"+bind, "http://"+stats
-	env := append(os.Environ(), "LB_BIND_ADDR="+bind, "LB_STATS_ADDR="+stats, "LB_DNS_ADDR="+dns)
-	for i := range servers {
-		addr := next() // closed: a server line beyond cfg.Nodes stays DOWN
-		if i < cfg.Nodes {
-			addr = t.Nodes[i].Addr
-		}
-		env = append(env, fmt.Sprintf("NODE%d_ADDR=%s", i+1, addr))
+	if t.dns, err = servicedns.Start(serviceName, ips...); err != nil {
+		return nil, fmt.Errorf("DNS server: %w", err)
 	}
+	bind, stats := next(), next()
+	t.LB, t.Stats = "http://"+bind, "http://"+stats
+	env := append(os.Environ(), "LB_BIND_ADDR="+bind, "LB_STATS_ADDR="+stats, "LB_DNS_ADDR="+t.dns.Addr,
+		"NODE_SERVICE="+serviceName, "NODE_PORT="+strconv.Itoa(nodePort), "NODE_ADMIN_PORT="+strconv.Itoa(adminPort))
 	for k, v := range map[string]string{"LB_CHECK_INTER": cfg.CheckInter, "LB_CHECK_FALL": cfg.CheckFall, "LB_CHECK_RISE": cfg.CheckRise} {
 		if v != "" {
 			env = append(env, k+"="+v)
@@ -202,8 +227,9 @@ func waitDial(addr string, d time.Duration) error {
 // Redis is the Redis URL the nodes use.
 func (t *Topology) Redis() string { return t.redisURL }
 
-// Status reads each server's status from HAProxy's stats page: "UP",
-// "DOWN", "UP 1/2", "MAINT"...
+// Status reads each node's status from HAProxy's stats page, by node
+// name: "UP", "DOWN", "UP 1/2", "MAINT"... (the server slot that holds
+// the node's address; a node in none is missing).
 func (t *Topology) Status() (map[string]string, error) {
 	cl := http.Client{Timeout: 2 * time.Second}
 	resp, err := cl.Get(t.Stats + "/stats;csv")
@@ -221,10 +247,18 @@ func (t *Topology) Status() (map[string]string, error) {
 	for i, h := range rows[0] {
 		col[strings.TrimPrefix(h, "# ")] = i
 	}
+	if _, ok := col["addr"]; !ok {
+		return nil, errors.New("haproxy stats: no addr column (stats show-legends)")
+	}
+	byAddr := map[string]string{}
+	for _, n := range t.Nodes {
+		byAddr[n.Addr] = n.Name
+	}
 	status := map[string]string{}
 	for _, row := range rows[1:] {
-		if sv := row[col["svname"]]; sv != "BACKEND" && sv != "FRONTEND" {
-			status[sv] = row[col["status"]]
+		name, ok := byAddr[row[col["addr"]]]
+		if ok && row[col["pxname"]] == "cometbox" && !strings.HasPrefix(row[col["status"]], "MAINT") {
+			status[name] = row[col["status"]]
 		}
 	}
 	return status, nil
@@ -259,6 +293,9 @@ func (t *Topology) Close() {
 	for _, n := range t.Nodes {
 		n.Kill()
 	}
+	if t.dns != nil {
+		_ = t.dns.Close()
+	}
 	if t.redis != nil && t.redis.Process != nil {
 		_ = t.redis.Process.Kill()
 		_ = t.redis.Wait()
@@ -290,7 +327,8 @@ func (n *NodeProc) Start() error {
 	return nil
 }
 
-// WaitReady waits until the node's /readyz answers 200.
+// WaitReady waits until the node's /readyz (on its admin address)
+// answers 200.
 func (n *NodeProc) WaitReady(d time.Duration) error {
 	cl := http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(d)
@@ -300,7 +338,7 @@ func (n *NodeProc) WaitReady(d time.Duration) error {
 			return fmt.Errorf("%s exited before it was ready (see %s)", n.Name, n.logPath)
 		default:
 		}
-		if resp, err := cl.Get("http://" + n.Addr + "/readyz"); err == nil {
+		if resp, err := cl.Get("http://" + n.AdminAddr + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
