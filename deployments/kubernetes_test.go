@@ -107,21 +107,36 @@ func TestKubernetes(t *testing.T) {
 			n, _ := strconv.Atoi(text(t, dw, p, "containerPort"))
 			ports[text(t, dw, p, "name")] = n
 		}
-		for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
-			if got := text(t, dw, ctr, probe, "httpGet", "path"); got != path {
-				t.Errorf("%s: %s on %s; want %s", dw, probe, got, path)
+		// Readiness on the admin port, the only one serving /readyz;
+		// liveness on /healthz, which both serve.
+		for probe, want := range map[string][2]string{"readinessProbe": {"/readyz", "admin"}, "livenessProbe": {"/healthz", ""}} {
+			if got := text(t, dw, ctr, probe, "httpGet", "path"); got != want[0] {
+				t.Errorf("%s: %s on %s; want %s", dw, probe, got, want[0])
 			}
-			if port := text(t, dw, ctr, probe, "httpGet", "port"); ports[port] == 0 {
+			port := text(t, dw, ctr, probe, "httpGet", "port")
+			if ports[port] == 0 {
 				t.Errorf("%s: %s port %q is not a named container port %v", dw, probe, port, ports)
 			}
+			if want[1] != "" && port != want[1] {
+				t.Errorf("%s: %s on port %q; want %q", dw, probe, port, want[1])
+			}
 		}
-		listen := fmt.Sprint(env["COMETBOX_LISTEN"])
-		if !strings.HasSuffix(listen, ":"+strconv.Itoa(ports["http"])) {
-			t.Errorf("configmap.yaml: COMETBOX_LISTEN %q; want the container port %d", listen, ports["http"])
+		for k, name := range map[string]string{"COMETBOX_LISTEN": "http", "COMETBOX_ADMIN_LISTEN": "admin"} {
+			if listen := fmt.Sprint(env[k]); ports[name] == 0 || !strings.HasSuffix(listen, ":"+strconv.Itoa(ports[name])) {
+				t.Errorf("configmap.yaml: %s %q; want the container port %s (%d)", k, listen, name, ports[name])
+			}
 		}
 		ann := mapping(t, dw, dep, "spec", "template", "metadata", "annotations")
-		if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(ports["http"]) || ann["prometheus.io/path"] != "/metrics" {
-			t.Errorf("%s: scrape annotations %v; want scrape \"true\", port %d, path /metrics", dw, ann, ports["http"])
+		if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(ports["admin"]) || ann["prometheus.io/path"] != "/metrics" {
+			t.Errorf("%s: scrape annotations %v; want scrape \"true\", port %d (admin), path /metrics", dw, ann, ports["admin"])
+		}
+		// The Service exposes what browsers and back ends need, and not
+		// the admin port.
+		const sw = "service.yaml"
+		for _, p := range list(t, sw, objects["Service"], "spec", "ports") {
+			if tp := text(t, sw, p, "targetPort"); tp != "http" && tp != strconv.Itoa(ports["http"]) {
+				t.Errorf("%s: port %v targets %q; want only the public port http", sw, text(t, sw, p, "port"), tp)
+			}
 		}
 		for _, path := range [][]any{
 			{"securityContext", "readOnlyRootFilesystem"},

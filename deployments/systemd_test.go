@@ -3,6 +3,9 @@ package deployments_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +82,12 @@ func TestSystemd(t *testing.T) {
 
 	env := loadEnvFile(t, ew)
 	checkNodeEnv(t, ew, env)
+	// /readyz and /metrics off the public port, on a loopback address by
+	// default.
+	host, _, err := net.SplitHostPort(fmt.Sprint(env["COMETBOX_ADMIN_LISTEN"]))
+	if addr, perr := netip.ParseAddr(host); err != nil || perr != nil || !addr.IsLoopback() {
+		t.Errorf("%s: COMETBOX_ADMIN_LISTEN=%v; want a loopback address", ew, env["COMETBOX_ADMIN_LISTEN"])
+	}
 	for k, v := range env {
 		if (strings.Contains(k, "SECRET") || strings.Contains(k, "PASSWORD")) && v != "" {
 			t.Errorf("%s: %s has a value; secrets belong in /etc/cometbox/cometbox.env only", ew, k)
