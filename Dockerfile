@@ -47,7 +47,9 @@ LABEL org.opencontainers.image.title="cometbox" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/cometbox /usr/local/bin/cometbox
 USER 65532:65532
-EXPOSE 8080
+# 8080: browsers and back ends; 8081: the operator's /readyz and /metrics
+# when COMETBOX_ADMIN_LISTEN=:8081, as the shipped deployments set it.
+EXPOSE 8080 8081
 # Liveness, not readiness: /healthz answers while the process serves.
 # Readiness (/readyz: Redis answers, not draining) is for the load
 # balancer, which checks it itself; an orchestrator that restarts

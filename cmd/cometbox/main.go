@@ -100,7 +100,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
-	m.SetBuildInfo(buildVersion(), mode)
+	m.SetBuildInfo(buildVersion(), mode, cfg.NodeName)
 
 	maxPolls := cfg.MaxPolls
 	if maxPolls == 0 {

@@ -150,8 +150,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"limit"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cometbox_build_info",
-			Help: "Always 1; labels carry the version and the Redis mode.",
-		}, []string{"version", "redis_mode"}),
+			Help: "Always 1; labels carry the version, the Redis mode and the node's name (-node-name).",
+		}, []string{"version", "redis_mode", "node"}),
 		draining: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cometbox_draining",
 			Help: "1 while the node is draining before it exits, else 0.",
@@ -353,10 +353,12 @@ func (m *Metrics) SetLimit(limit string, value float64) {
 	}
 }
 
-// SetBuildInfo records the version and Redis mode.
-func (m *Metrics) SetBuildInfo(version, redisMode string) {
+// SetBuildInfo records the version, the Redis mode and the node's name,
+// which dashboards join to a scraped instance (an address, when
+// Prometheus finds the nodes through DNS) to show names.
+func (m *Metrics) SetBuildInfo(version, redisMode, node string) {
 	if m != nil {
-		m.buildInfo.WithLabelValues(version, redisMode).Set(1)
+		m.buildInfo.WithLabelValues(version, redisMode, node).Set(1)
 	}
 }
 

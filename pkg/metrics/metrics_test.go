@@ -83,7 +83,7 @@ func touchAll(m *metrics.Metrics) {
 	m.HTTPRequest("/poll", 200)
 	m.LimitRejected("polls_per_client")
 	m.SetLimit("polls_per_client", 4)
-	m.SetBuildInfo("test", "embedded")
+	m.SetBuildInfo("test", "embedded", "node-1")
 	m.PresenceChanges(1, 1)
 	m.WebhookRequest("ok")
 	m.WebhookDropped("too_old", 1)
