@@ -41,6 +41,10 @@ import (
 const (
 	retryMin = 5 * time.Millisecond
 	retryMax = 100 * time.Millisecond
+	// retryAnswer is the time a call going again keeps for its answer:
+	// one cut short by the deadline would replace a refusal, which says
+	// the call did not run, with a deadline error, which says nothing.
+	retryAnswer = 100 * time.Millisecond
 )
 
 // refused reports whether Redis refused c without running it (or, for a
@@ -70,7 +74,8 @@ func askTarget(err error) (addr string, ok bool) {
 
 // retryRefused runs again, through run, the calls whose cmds Redis
 // refused (see refused), until none is refused or ctx's deadline leaves
-// no time for another wait; it replaces their cmds with the new results.
+// no time for another wait and its answer (retryAnswer); it replaces
+// their cmds with the new results.
 // A call refused with ASK goes to the named master at once, when rdb can
 // reach it directly; the others wait a jittered, growing backoff first.
 func retryRefused(ctx context.Context, rdb Redis, calls []scriptCall, cmds []*redis.Cmd,
@@ -95,7 +100,7 @@ func retryRefused(ctx context.Context, rdb Redis, calls []scriptCall, cmds []*re
 			return
 		}
 		d := wait/2 + rand.N(wait/2+1)
-		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d+retryAnswer {
 			return // no time left: the refusal is the answer
 		}
 		t := time.NewTimer(d)
