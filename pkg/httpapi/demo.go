@@ -60,8 +60,12 @@ func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
 	writeReceipts(w, jsonFormat, res.Receipts)
 }
 
+// demoTokenTTL is the lifetime of the demo's tokens, or the node's
+// Tokens.MaxTTL when that is shorter.
+const demoTokenTTL = time.Hour
+
 // demoToken handles GET /demo/token?client=ID in demo mode, when the node
-// has a token secret: a token for an hour.
+// has a token secret: a token for demoTokenTTL.
 func (h *Handler) demoToken(w http.ResponseWriter, r *http.Request) {
 	if len(h.cfg.Tokens.Secrets) == 0 {
 		h.writeError(w, r, jsonFormat, errNotFound)
@@ -73,6 +77,10 @@ func (h *Handler) demoToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	body, _ := json.Marshal(map[string]string{"token": token.Mint(h.cfg.Tokens.Secrets[0], client, time.Now().Add(time.Hour))})
+	ttl := demoTokenTTL
+	if m := h.cfg.Tokens.MaxTTL; m > 0 && m < ttl {
+		ttl = m
+	}
+	body, _ := json.Marshal(map[string]string{"token": token.Mint(h.cfg.Tokens.Secrets[0], client, time.Now().Add(ttl))})
 	_, _ = w.Write(append(body, '\n'))
 }

@@ -283,6 +283,31 @@ func TestAssetsAndDemo(t *testing.T) {
 	}
 }
 
+// The demo's tokens open its polls on a node that bounds token lifetimes
+// (-token-max-ttl) below the hour the demo would give them.
+func TestDemoTokenWithinMaxTTL(t *testing.T) {
+	cfg := secured()
+	cfg.Demo = true
+	cfg.Assets = fstest.MapFS{"demo/index.html": {Data: []byte("<h1>demo</h1>")}}
+	cfg.Tokens.MaxTTL = 10 * time.Minute
+	n := newNode(t, cfg, poll.Options{Timeout: 50 * time.Millisecond})
+	const d = httpapi.DemoClientPrefix + "d"
+	rec := n.do(httptest.NewRequest("GET", "/demo/token?client="+d, nil))
+	_, tok, _ := strings.Cut(rec.Body.String(), `"token":"`)
+	tok, _, _ = strings.Cut(tok, `"`)
+	if rec.Code != 200 || tok == "" {
+		t.Fatalf("demo token = %d %s", rec.Code, rec.Body)
+	}
+	if err := cfg.Tokens.Verify(d, tok, time.Now()); err != nil {
+		t.Fatalf("Verify(demo token) = %v; want nil", err)
+	}
+	req := httptest.NewRequest("GET", "/poll?client="+d, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if rec := n.do(req); rec.Code != 200 {
+		t.Errorf("poll with the demo's token = %d %s; want 200", rec.Code, rec.Body)
+	}
+}
+
 // Secrets rotate without an outage: every listed secret is accepted, for
 // publishes and for tokens; a token living too long is refused.
 func TestSecretRotation(t *testing.T) {
