@@ -94,11 +94,12 @@ func (w *world) follow(ctx context.Context, pollTimeout time.Duration, bases ...
 }
 
 // publishOne publishes a unique payload to a random client through a
-// random node, and tells the oracle if it was answered 2xx.
-func (w *world) publishOne(ctx context.Context) {
+// random node, and tells the oracle, and the caller, if it was answered
+// 2xx.
+func (w *world) publishOne(ctx context.Context) bool {
 	p := w.pages[rand.IntN(len(w.pages))]
 	nd := w.nodes[rand.IntN(len(w.nodes))]
-	w.publishTo(ctx, nd.URL, p.Client)
+	return w.publishTo(ctx, nd.URL, p.Client)
 }
 
 func (w *world) publishTo(ctx context.Context, base, client string) bool {

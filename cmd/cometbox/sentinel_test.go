@@ -207,8 +207,9 @@ func (p *wakeProbe) worst() (time.Duration, int) {
 
 // publishConcurrently publishes at about rate per second, each publish
 // on its own (up to 1,000 at once), as many back ends do: a publish that
-// waits does not hold back the next. The returned func stops and waits.
-func (w *sentinelWorld) publishConcurrently(ctx context.Context, rate int) (stop func()) {
+// waits does not hold back the next; lat, when not nil, times each
+// publish answered 200. The returned func stops and waits.
+func (w *sentinelWorld) publishConcurrently(ctx context.Context, rate int, lat *latencies) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, 1000)
@@ -225,7 +226,10 @@ func (w *sentinelWorld) publishConcurrently(ctx context.Context, rate int) (stop
 			case slots <- struct{}{}:
 				wg.Go(func() {
 					defer func() { <-slots }()
-					w.publishOne(context.WithoutCancel(ctx))
+					start := time.Now()
+					if w.publishOne(context.WithoutCancel(ctx)) && lat != nil {
+						lat.add(time.Since(start))
+					}
 				})
 			default: // a thousand waiting: this one is not sent
 			}
@@ -239,7 +243,7 @@ func (w *sentinelWorld) publishConcurrently(ctx context.Context, rate int) (stop
 func (w *sentinelWorld) run(ctx context.Context) (stop func()) {
 	stopPages := w.follow(ctx)
 	stopReady := w.watchReady(ctx)
-	stopPub := w.publishConcurrently(ctx, 200)
+	stopPub := w.publishConcurrently(ctx, 200, nil)
 	return func() { stopPub(); stopReady(); stopPages() }
 }
 
@@ -426,7 +430,7 @@ func TestSentinelSwitchoverCosts(t *testing.T) {
 				time.Sleep(5 * time.Second) // the nodes follow, however they do
 			}
 			lat := &latencies{}
-			stopPub := w.publishTimed(ctx, 500, lat)
+			stopPub := w.publishConcurrently(ctx, 500, lat)
 			defer stopPub()
 			time.Sleep(3 * time.Second)
 			probe, stopProbe := w.probeWakeups(ctx)
@@ -482,36 +486,4 @@ func (l *latencies) quantile(q float64) time.Duration {
 	s := append([]time.Duration(nil), l.d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[min(len(s)-1, int(q*float64(len(s))))].Round(time.Millisecond)
-}
-
-// publishTimed is publishConcurrently, timing each publish answered 200.
-func (w *sentinelWorld) publishTimed(ctx context.Context, rate int, lat *latencies) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, 1000)
-	wg.Go(func() {
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			select {
-			case slots <- struct{}{}:
-				wg.Go(func() {
-					defer func() { <-slots }()
-					p := w.pages[rand.IntN(len(w.pages))]
-					nd := w.nodes[rand.IntN(len(w.nodes))]
-					start := time.Now()
-					if w.publishTo(context.WithoutCancel(ctx), nd.URL, p.Client) {
-						lat.add(time.Since(start))
-					}
-				})
-			default:
-			}
-		}
-	})
-	return func() { cancel(); wg.Wait() }
 }
