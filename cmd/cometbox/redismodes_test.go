@@ -16,22 +16,6 @@ import (
 	tc "github.com/cometbox/cometbox/internal/testclient"
 )
 
-// slot is Redis Cluster's CRC16 slot of a hash tag.
-func slot(tag string) int {
-	var crc uint16
-	for i := 0; i < len(tag); i++ {
-		crc ^= uint16(tag[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % 16384
-}
-
 // owner returns the master of a slot, asking the first master.
 func owner(t *testing.T, masters []*redisserver.Server, s int) *redisserver.Server {
 	t.Helper()
@@ -113,7 +97,7 @@ func TestRedisCluster(t *testing.T) {
 	for i := range 300 {
 		c := fmt.Sprintf("user:%d", i)
 		w.pages = append(w.pages, &tc.Page{Client: c, Oracle: w.oracle})
-		perMaster[owner(t, masters, slot(c)).Addr]++
+		perMaster[owner(t, masters, redisserver.Slot(c)).Addr]++
 	}
 	t.Logf("clients per master: %v", perMaster)
 	if len(perMaster) != 3 {
@@ -136,7 +120,7 @@ func TestRedisCluster(t *testing.T) {
 
 	// A slot moves to another master mid-traffic.
 	moving := w.pages[0].Client
-	s := slot(moving)
+	s := redisserver.Slot(moving)
 	from := owner(t, masters, s)
 	to := masters[0]
 	if to == from {
