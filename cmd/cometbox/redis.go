@@ -215,15 +215,33 @@ func splitHosts(raw, plain, tls string) (*url.URL, []string, error) {
 	return u, hosts, nil
 }
 
-// redactURL hides a URL's password for logs.
+// redactURL hides a URL's passwords for logs: the one in its user info
+// and, as a Sentinel URL may carry them, those in its query (any
+// parameter whose name says password). It errs on hiding too much: an
+// unescaped @ in the query hides what comes before it.
 func redactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return raw
 	}
-	if auth, host, found := strings.Cut(rest, "@"); found {
-		user, _, _ := strings.Cut(auth, ":")
-		return scheme + "://" + user + ":xxxxx@" + host
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		user, _, _ := strings.Cut(rest[:at], ":")
+		rest = user + ":xxxxx" + rest[at:]
 	}
-	return raw
+	head, query, ok := strings.Cut(rest, "?")
+	if !ok {
+		return scheme + "://" + rest
+	}
+	query, fragment, hasFragment := strings.Cut(query, "#")
+	params := strings.Split(query, "&")
+	for i, p := range params {
+		if name, _, ok := strings.Cut(p, "="); ok && strings.Contains(strings.ToLower(name), "password") {
+			params[i] = name + "=xxxxx"
+		}
+	}
+	out := scheme + "://" + head + "?" + strings.Join(params, "&")
+	if hasFragment {
+		out += "#" + fragment
+	}
+	return out
 }
