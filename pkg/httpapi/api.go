@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -111,9 +112,15 @@ func apiContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(r.Context()), apiTimeout)
 }
 
-// pathClient reads and checks the {client} of the route.
+// pathClient reads and checks the {client} of the route. chi routes on
+// the path as sent when it has escapes, and hands the parameter over
+// undecoded: "user%3A42", as PHP's rawurlencode writes "user:42", is
+// decoded here.
 func pathClient(r *http.Request) (string, error) {
 	client := chi.URLParam(r, "client")
+	if c, err := url.PathUnescape(client); err == nil {
+		client = c
+	}
 	if err := message.CheckClient(client); err != nil {
 		return "", err
 	}

@@ -254,6 +254,35 @@ func TestAPIInspectAndDelete(t *testing.T) {
 	}
 }
 
+// A client id in the path may come percent-encoded, as PHP's
+// rawurlencode and JavaScript's encodeURIComponent write ":" and "@": it
+// names the same client.
+func TestAPIEscapedClient(t *testing.T) {
+	n := newAPINode(t, withAdmin())
+	if rec := n.do(publishReq(`<message to="user:42@x">x</message>`, "application/xml")); rec.Code != 200 {
+		t.Fatal(rec.Body)
+	}
+	rec := n.do(apiReq("GET", "/api/clients/user%3A42%40x", ""))
+	if rec.Code != 200 || answer(t, rec)["client"] != "user:42@x" || answer(t, rec)["length"] != float64(1) {
+		t.Errorf("GET /api/clients/user%%3A42%%40x = %d %s; want 200, client user:42@x, length 1", rec.Code, rec.Body)
+	}
+	rec = n.do(apiReq("POST", "/api/clients/user%3A42%40x/disconnect", ""))
+	if rec.Code != 200 || answer(t, rec)["client"] != "user:42@x" {
+		t.Errorf("disconnect user%%3A42%%40x = %d %s; want 200 for user:42@x", rec.Code, rec.Body)
+	}
+	rec = n.do(apiReq("DELETE", "/api/clients/user%3A42%40x", ""))
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"client":"user:42@x","deleted":true}` {
+		t.Errorf("DELETE /api/clients/user%%3A42%%40x = %d %s; want deleted", rec.Code, rec.Body)
+	}
+	// An escape that decodes to what no id may hold is still refused,
+	// and one that decodes to a slash does not reach another route.
+	for _, path := range []string{"/api/clients/a%20b", "/api/clients/a%2Fb"} {
+		if rec := n.do(apiReq("GET", path, "")); rec.Code != 400 || errorCode(t, rec) != "invalid_client" {
+			t.Errorf("GET %s = %d %s; want 400 invalid_client", path, rec.Code, rec.Body)
+		}
+	}
+}
+
 func TestAPIDisconnect(t *testing.T) {
 	n := newAPINode(t, withAdmin())
 	old := token.Mint([]byte(tokenSecret), "alice", time.Now().Add(time.Hour))
