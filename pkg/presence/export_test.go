@@ -17,3 +17,10 @@ func DeliverShard(p *Presence, ctx context.Context, shard int) (int, error) {
 
 // ID is the node's id in Redis.
 func ID(p *Presence) string { return p.id }
+
+// Pending is how many changes the node keeps for its next write.
+func Pending(p *Presence) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.adds) + len(p.ended)
+}

@@ -180,9 +180,8 @@ type Presence struct {
 
 // entry is one client held by this node, or lingering on it.
 type entry struct {
-	refs  int       // its polls and streams held here now
-	gen   uint64    // bumped by every Begin
-	since time.Time // when refs last fell to 0
+	refs  int    // its polls and streams held here now
+	gen   uint64 // bumped by every Begin
 	state state
 }
 
@@ -199,6 +198,7 @@ const (
 type ending struct {
 	client string
 	at     time.Time
+	gen    uint64 // the entry's gen then: it came back if that changed
 }
 
 // New returns a Presence. Run must be running for anything to reach
@@ -240,8 +240,7 @@ func (p *Presence) End(client string) {
 	p.mu.Lock()
 	if e := p.clients[client]; e != nil && e.refs > 0 {
 		if e.refs--; e.refs == 0 {
-			e.since = now
-			p.ended = append(p.ended, ending{client, now})
+			p.ended = append(p.ended, ending{client, now, e.gen})
 		}
 	}
 	p.mu.Unlock()
@@ -331,10 +330,14 @@ type change struct {
 // the node for dead, its writes go under a new id, never into the sets
 // of an id already counted out.
 func (p *Presence) flush(ctx context.Context) {
+	adds, removes := p.take()
 	if !p.beatOK {
+		// Settled as a failed write, so that what waits for the next
+		// write stays one change a client: every poll that ends adds
+		// one, and an outage may last.
+		p.settle(adds, removes, errNotConfirmed)
 		return
 	}
-	adds, removes := p.take()
 	if len(adds) == 0 && len(removes) == 0 {
 		return
 	}
@@ -364,6 +367,10 @@ func (p *Presence) flush(ctx context.Context) {
 	p.reportWrite(failed)
 }
 
+// errNotConfirmed: a flush wrote nothing, since no heartbeat has
+// confirmed the node's id since the last failure.
+var errNotConfirmed = errors.New("presence: the node's id is not confirmed")
+
 // take collects, under the lock, the clients to add and those to remove.
 func (p *Presence) take() (adds, removes []change) {
 	now := p.opts.Now()
@@ -384,7 +391,7 @@ func (p *Presence) take() (adds, removes []change) {
 			break
 		}
 		e := p.clients[end.client]
-		if e == nil || e.refs > 0 || !e.since.Equal(end.at) {
+		if e == nil || e.refs > 0 || e.gen != end.gen {
 			continue // it came back since
 		}
 		switch e.state {
@@ -448,7 +455,7 @@ func (p *Presence) settle(adds, removes []change, err error) {
 		case e == nil || e.state != removing:
 		case err != nil: // again next time
 			e.state = added
-			again = append(again, ending{c.client, c.at})
+			again = append(again, ending{c.client, c.at, c.gen})
 		case e.gen != c.gen: // it came back while it was removed: add it again
 			e.state = toAdd
 			p.adds = append(p.adds, c.client)

@@ -334,6 +334,48 @@ func TestFailedFlushIsRetried(t *testing.T) {
 	}
 }
 
+// While the node may not write (its heartbeat failed), what it keeps
+// for its next write stays one change a client, however many polls come
+// and go meanwhile; once it may write again, the last change counts.
+func TestUnwrittenChangesStayBounded(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	w := &world{t: t, ctx: context.Background(), rdb: rdb, clock: newClock().on(mr), sink: &sink{}}
+	a := w.node("a", presence.Options{Linger: time.Second})
+	a.Begin("ivy")
+	presence.Flush(a, w.ctx)
+	mr.SetError("LOADING")
+	presence.Heartbeat(a, w.ctx) // fails: nothing is written until one succeeds
+	for i := range 10000 {
+		a.End("ivy") // ivy re-polls
+		a.Begin("ivy")
+		c := fmt.Sprint("c", i%100) // and others come and go
+		a.Begin(c)
+		a.End(c)
+		if i%1000 == 999 {
+			w.clock.Add(2 * time.Second)
+			presence.Flush(a, w.ctx)
+		}
+	}
+	if n := presence.Pending(a); n > 2*101 {
+		t.Errorf("%d changes kept after 20000 polls of 101 clients while Redis failed; want one a client at most", n)
+	}
+	a.End("ivy")
+	mr.SetError("")
+	presence.Heartbeat(a, w.ctx)
+	w.clock.Add(2 * time.Second)
+	presence.Flush(a, w.ctx) // the others, added
+	w.clock.Add(2 * time.Second)
+	presence.Flush(a, w.ctx) // and removed after their linger, as ivy
+	for _, c := range []string{"ivy", "c0", "c99"} {
+		if st := w.state(a, c); st.Online {
+			t.Errorf("%s after Redis came back and the linger passed: %+v; want offline", c, st)
+		}
+	}
+	if n := presence.Pending(a); n != 0 {
+		t.Errorf("%d changes kept once written; want 0", n)
+	}
+}
+
 func TestShards(t *testing.T) {
 	w := newWorld(t)
 	a := w.node("a", presence.Options{Shards: 4})
