@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -88,7 +89,8 @@ type Options struct {
 // Sender posts presence events to a webhook; it is a presence.Sink.
 type Sender struct {
 	opts    Options
-	failing bool // owned by the caller's goroutine (presence's deliverer)
+	logURL  string // the URL as logged: without user info or query
+	failing bool   // owned by the caller's goroutine (presence's deliverer)
 }
 
 var _ presence.Sink = (*Sender)(nil)
@@ -116,7 +118,17 @@ func New(opts Options) *Sender {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Sender{opts: opts}
+	return &Sender{opts: opts, logURL: logURL(opts.URL)}
+}
+
+// logURL is raw without what may be a credential (a receiver often takes
+// one in the user info or the query): scheme, host and path.
+func logURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
 // Body is a webhook request's body.
@@ -155,7 +167,7 @@ func (s *Sender) Send(ctx context.Context, events []presence.Event) error {
 			}
 			if s.failing {
 				s.failing = false
-				s.opts.Log.Info("webhook: delivering again", "url", s.opts.URL)
+				s.opts.Log.Info("webhook: delivering again", "url", s.logURL)
 			}
 			return nil
 		}
@@ -165,7 +177,7 @@ func (s *Sender) Send(ctx context.Context, events []presence.Event) error {
 		wait := s.backoff(attempt)
 		if !s.failing {
 			s.failing = true
-			s.opts.Log.Warn("webhook: delivery failing; retrying", "url", s.opts.URL, "err", err, "retry_in", wait)
+			s.opts.Log.Warn("webhook: delivery failing; retrying", "url", s.logURL, "err", err, "retry_in", wait)
 		} else if s.opts.Log.Enabled(ctx, slog.LevelDebug) {
 			s.opts.Log.Debug("webhook: delivery failed", "err", err, "retry_in", wait)
 		}
@@ -236,6 +248,10 @@ func (s *Sender) post(ctx context.Context, events []presence.Event) error {
 	resp, err := s.opts.Client.Do(req)
 	if err != nil {
 		s.opts.M.WebhookRequest("failed")
+		var ue *url.Error // it names the whole URL: the log names logURL
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("webhook: %d events: %w", len(events), err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -1,10 +1,13 @@
 package webhook_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,6 +135,35 @@ func TestSendDropsWhatIsTooOld(t *testing.T) {
 	}
 	if r.tries != tries {
 		t.Errorf("an event too old already was sent")
+	}
+}
+
+// The log names the receiver without what may be its credentials: a
+// password in the URL, a token in its query.
+func TestLogHidesTheURLsCredentials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: every request fails
+	var logged bytes.Buffer
+	s := webhook.New(webhook.Options{
+		URL: "http://hook:pa55word@" + addr + "/hooks/cometbox?token=s3cret", Secrets: []string{"whsec"},
+		MaxAge: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err := s.Send(context.Background(), events(time.Now(), "online gus")); err != nil {
+		t.Fatal(err)
+	}
+	out := logged.String()
+	if !strings.Contains(out, "delivery failing") || !strings.Contains(out, addr+"/hooks/cometbox") {
+		t.Errorf("log = %s; want the failure, naming the receiver", out)
+	}
+	for _, secret := range []string{"pa55word", "s3cret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log = %s; want no %q", out, secret)
+		}
 	}
 }
 
