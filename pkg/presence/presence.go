@@ -73,7 +73,9 @@ var (
 	leaseScript     = redis.NewScript(leaseSrc)
 )
 
-// Defaults, each set once here; the flag help reads them.
+// Defaults, each set once here. pkg/config, which imports no cometbox
+// package, restates those a flag sets; cmd/cometbox's
+// TestFlagDefaultsAreThePackages holds the two equal.
 const (
 	// DefaultLinger is how long a client stays online after its last
 	// poll or stream ended.

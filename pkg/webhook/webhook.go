@@ -48,7 +48,9 @@ import (
 // Header is the name of the signature header.
 const Header = "Cometbox-Signature"
 
-// Defaults, each set once here; the flag help reads them.
+// Defaults, each set once here. pkg/config, which imports no cometbox
+// package, restates those a flag sets; cmd/cometbox's
+// TestFlagDefaultsAreThePackages holds the two equal.
 const (
 	// DefaultMaxAge is how long an event may wait for delivery before it
 	// is dropped.
