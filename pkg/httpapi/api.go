@@ -112,17 +112,21 @@ func apiContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(r.Context()), apiTimeout)
 }
 
-// pathClient reads and checks the {client} of the route. chi routes on
-// the path as sent when it has escapes, and hands the parameter over
-// undecoded: "user%3A42", as PHP's rawurlencode writes "user:42", is
-// decoded here.
-func pathClient(r *http.Request) (string, error) {
+// pathClient reads and checks the {client} of the route, which answers
+// not found unless served (the node has what the route needs). chi
+// routes on the path as sent when it has escapes, and hands the
+// parameter over undecoded: "user%3A42", as PHP's rawurlencode writes
+// "user:42", is decoded here.
+func pathClient(r *http.Request, served bool) (string, error) {
 	client := chi.URLParam(r, "client")
 	if c, err := url.PathUnescape(client); err == nil {
 		client = c
 	}
 	if err := message.CheckClient(client); err != nil {
 		return "", err
+	}
+	if !served {
+		return "", errNotFound
 	}
 	return client, nil
 }
@@ -148,6 +152,14 @@ func toPresenceJSON(st presence.State) presenceJSON {
 		out.Since = ms(st.Since)
 	case !st.LastSeen.IsZero():
 		out.LastSeen = ms(st.LastSeen)
+	}
+	return out
+}
+
+func presenceJSONs(states []presence.State) []presenceJSON {
+	out := make([]presenceJSON, len(states))
+	for i, st := range states {
+		out[i] = toPresenceJSON(st)
 	}
 	return out
 }
@@ -186,20 +198,13 @@ func (h *Handler) apiPresence(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
-	out := make([]presenceJSON, len(states))
-	for i, st := range states {
-		out[i] = toPresenceJSON(st)
-	}
-	writeJSON(w, map[string]any{"clients": out})
+	writeJSON(w, map[string]any{"clients": presenceJSONs(states)})
 }
 
 // apiInspect handles GET /api/clients/{client}: the client's queue, and
 // whether it is online.
 func (h *Handler) apiInspect(w http.ResponseWriter, r *http.Request) {
-	client, err := pathClient(r)
-	if err == nil && h.cfg.Clients == nil {
-		err = errNotFound
-	}
+	client, err := pathClient(r, h.cfg.Clients != nil)
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)
 		return
@@ -237,10 +242,7 @@ func (h *Handler) apiInspect(w http.ResponseWriter, r *http.Request) {
 // sequence are deleted; its next poll with a cursor is answered with
 // Cometbox-Reset.
 func (h *Handler) apiDelete(w http.ResponseWriter, r *http.Request) {
-	client, err := pathClient(r)
-	if err == nil && h.cfg.Clients == nil {
-		err = errNotFound
-	}
+	client, err := pathClient(r, h.cfg.Clients != nil)
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)
 		return
@@ -272,10 +274,7 @@ const maxTokenTTL = 10 * 365 * 24 * 3600
 // poll and stream of the client, on every node, is ended at once; with
 // refuse_tokens, its tokens given before now are refused from now on.
 func (h *Handler) apiDisconnect(w http.ResponseWriter, r *http.Request) {
-	client, err := pathClient(r)
-	if err == nil && h.cfg.Cutoff == nil {
-		err = errNotFound
-	}
+	client, err := pathClient(r, h.cfg.Cutoff != nil)
 	var req disconnectRequest
 	if err == nil {
 		req, err = h.readDisconnect(w, r)
@@ -391,11 +390,7 @@ func (h *Handler) demoPresence(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
-	out := make([]presenceJSON, len(states))
-	for i, st := range states {
-		out[i] = toPresenceJSON(st)
-	}
-	writeJSON(w, map[string]any{"online": out})
+	writeJSON(w, map[string]any{"online": presenceJSONs(states)})
 }
 
 // writeJSON answers 200 with v as JSON.
