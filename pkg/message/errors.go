@@ -12,6 +12,9 @@ var (
 	ErrInvalid = errors.New("invalid message")
 	// ErrInvalidClient: a client id outside the allowed alphabet or length.
 	ErrInvalidClient = errors.New("invalid client id")
+	// ErrInvalidGroup: a group name outside the allowed alphabet or
+	// length.
+	ErrInvalidGroup = errors.New("invalid group name")
 	// ErrInvalidJSON: a type="json" message whose content is not JSON.
 	ErrInvalidJSON = errors.New("invalid json payload")
 	// ErrInvalidCursor: a since value that is not a cursor.

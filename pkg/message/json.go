@@ -13,7 +13,11 @@ import (
 // ParseJSON reads a publish body in the JSON format:
 //
 //	{"id": "optional-idempotency-key",
-//	 "messages": [{"to": "alice", "data": <any JSON value>}]}
+//	 "messages": [{"to": "alice", "data": <any JSON value>},
+//	              {"group": "room:42", "except": "alice", "data": <any JSON value>}]}
+//
+// A message names one client (to) or one group (group, optionally with
+// except), as in ParseXML.
 //
 // Like ParseXML it validates everything before it returns, and its errors
 // name the offending member, e.g. `messages[2].to`.
@@ -83,7 +87,7 @@ func ParseJSON(r io.Reader, lim Limits) (Batch, error) {
 // The keys of the envelope and of a message, exactly.
 var (
 	envelopeKeys = []string{"id", "messages"}
-	messageKeys  = []string{"to", "data"}
+	messageKeys  = []string{"to", "data", "group", "except"}
 )
 
 // readMessages reads the value of "messages": an array of messages, or null.
@@ -116,9 +120,9 @@ func readMessage(in *jsonReader, i int, lim Limits) (Message, error) {
 		return Message{}, fmt.Errorf("%s: want a JSON object, got JSON %s: %w", where(), kind(in.peek()), ErrInvalid)
 	}
 	var (
-		m                Message
-		seen             keySet
-		haveTo, haveData bool
+		m                                       Message
+		seen                                    keySet
+		haveTo, haveGroup, haveExcept, haveData bool
 	)
 	for {
 		key, ok := in.nextKey()
@@ -128,18 +132,25 @@ func readMessage(in *jsonReader, i int, lim Limits) (Message, error) {
 		if err := seen.add(key, messageKeys); err != nil {
 			return Message{}, fmt.Errorf("%s: %w", where(), err)
 		}
-		if key == "to" {
-			to, ok, err := in.string("to")
+		if key != "data" {
+			v, ok, err := in.string(key)
 			switch {
 			case err != nil:
 				return Message{}, fmt.Errorf("%s.%w", where(), err)
 			case !ok: // null: as if missing
-			default:
-				if err := CheckClient(to); err != nil {
-					return Message{}, fmt.Errorf("%s.to: %w", where(), err)
-				}
-				m.To, haveTo = to, true
+				continue
 			}
+			check, have, field := CheckClient, &haveTo, &m.To
+			switch key {
+			case "group":
+				check, have, field = CheckGroup, &haveGroup, &m.Group
+			case "except":
+				have, field = &haveExcept, &m.Except
+			}
+			if err := check(v); err != nil {
+				return Message{}, fmt.Errorf("%s.%s: %w", where(), key, err)
+			}
+			*field, *have = v, true
 			continue
 		}
 		raw := in.value()
@@ -153,8 +164,12 @@ func readMessage(in *jsonReader, i int, lim Limits) (Message, error) {
 		m.Data, haveData = data.Bytes(), true
 	}
 	switch {
-	case !haveTo:
-		return Message{}, fmt.Errorf("%s: missing \"to\": %w", where(), ErrInvalid)
+	case haveTo && haveGroup:
+		return Message{}, fmt.Errorf("%s: \"to\" and \"group\": give one, not both: %w", where(), ErrInvalid)
+	case !haveTo && !haveGroup:
+		return Message{}, fmt.Errorf("%s: missing \"to\" (or \"group\"): %w", where(), ErrInvalid)
+	case haveExcept && !haveGroup:
+		return Message{}, fmt.Errorf("%s: \"except\" without \"group\": %w", where(), ErrInvalid)
 	case !haveData:
 		return Message{}, fmt.Errorf("%s: missing \"data\": %w", where(), ErrInvalid)
 	}

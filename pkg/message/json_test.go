@@ -23,7 +23,9 @@ func TestParseJSON(t *testing.T) {
 	body := `{"id":"retry-7","messages":[
 		{"to":"alice","data":"Hello <b>"},
 		{"to":"carol","data":{ "score" : 3 }},
-		{"to":"dave","data":null}]}`
+		{"to":"dave","data":null},
+		{"group":"room:42","except":"alice","data":"hi"},
+		{"data":1,"group":"g","except":null,"to":null}]}`
 	got, err := message.ParseJSON(strings.NewReader(body), message.Limits{})
 	if err != nil {
 		t.Fatalf("ParseJSON: %v", err)
@@ -32,13 +34,18 @@ func TestParseJSON(t *testing.T) {
 		{To: "alice", Data: []byte(`"Hello <b>"`)},
 		{To: "carol", Data: []byte(`{"score":3}`)},
 		{To: "dave", Data: []byte(`null`)},
+		{Group: "room:42", Except: "alice", Data: []byte(`"hi"`)},
+		{Group: "g", Data: []byte(`1`)},
+	}
+	if len(got.Messages) != len(want) {
+		t.Fatalf("ParseJSON = %d messages; want %d", len(got.Messages), len(want))
 	}
 	if got.IdempotencyKey != "retry-7" {
 		t.Errorf("IdempotencyKey = %q; want retry-7", got.IdempotencyKey)
 	}
 	for i, m := range got.Messages {
-		if m.To != want[i].To || string(m.Data) != string(want[i].Data) {
-			t.Errorf("message %d = {%s %s}; want {%s %s}", i, m.To, m.Data, want[i].To, want[i].Data)
+		if m.To != want[i].To || m.Group != want[i].Group || m.Except != want[i].Except || string(m.Data) != string(want[i].Data) {
+			t.Errorf("message %d = %+v; want %+v", i, m, want[i])
 		}
 	}
 }
@@ -90,6 +97,13 @@ func TestParseJSONErrors(t *testing.T) {
 		{"message not an object", `{"messages":[null]}`, message.Limits{}, message.ErrInvalid, `messages[0]: want a JSON object, got JSON null`},
 		{"syntax in a message", `{"messages":[{"to":"a","data":{"x":}}]}`, message.Limits{}, message.ErrMalformed, "offset"},
 		{"cut short", `{"messages":[{"to":"a","data":1}`, message.Limits{}, message.ErrMalformed, "cut short"},
+		{"to and group", `{"messages":[{"to":"a","group":"g","data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[0]: "to" and "group": give one`},
+		{"except without group", `{"messages":[{"to":"a","except":"b","data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[0]: "except" without "group"`},
+		{"group with braces", `{"messages":[{"group":"room{42}","data":1}]}`, message.Limits{}, message.ErrInvalidGroup, `messages[0].group: group "room{42}"`},
+		{"empty group", `{"messages":[{"group":"","data":1}]}`, message.Limits{}, message.ErrInvalidGroup, `messages[0].group: group name is empty`},
+		{"bad except", `{"messages":[{"group":"g","except":"a b","data":1}]}`, message.Limits{}, message.ErrInvalidClient, `messages[0].except`},
+		{"group not a string", `{"messages":[{"group":7,"data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[0].group: want a string, got JSON number`},
+		{"repeated group", `{"messages":[{"group":"a","group":"b","data":1}]}`, message.Limits{}, message.ErrInvalid, `messages[0]: key "group" repeated`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +149,9 @@ func FuzzParseJSON(f *testing.F) {
 		`{"messages":[{"to":"alice","to":"bob","data":1}]}`,
 		` {"messages" : [ {"data":[1,{"a":"\u00e9\"}"}] , "t\u006f":"a"} ] } `,
 		`{"messages":[{"to":"a","data":"x"}]} {}`,
+		`{"messages":[{"group":"room:42","except":"alice","data":"hi"},{"to":"bob","data":1}]}`,
+		`{"messages":[{"group":"room:42","to":"bob","data":1},{"except":"alice","to":"bob","data":1}]}`,
+		`{"messages":[{"group":"a{b}","data":1},{"group":null,"to":"a","except":null,"data":1}]}`,
 	} {
 		f.Add(s)
 	}
@@ -146,7 +163,7 @@ func FuzzParseJSON(f *testing.F) {
 			if ok {
 				t.Fatalf("ParseJSON(%q) = %v; the reference reads %+v", body, err, want)
 			}
-			for _, s := range []error{message.ErrMalformed, message.ErrInvalid, message.ErrInvalidClient,
+			for _, s := range []error{message.ErrMalformed, message.ErrInvalid, message.ErrInvalidClient, message.ErrInvalidGroup,
 				message.ErrInvalidIdempotencyKey, message.ErrMessageTooLarge, message.ErrTooManyMessages, message.ErrEmpty} {
 				if errors.Is(err, s) {
 					return
@@ -171,8 +188,10 @@ func referenceJSON(body string, lim message.Limits) (message.Batch, bool) {
 	var doc struct {
 		ID       *string `json:"id"`
 		Messages []struct {
-			To   *string         `json:"to"`
-			Data json.RawMessage `json:"data"`
+			To     *string         `json:"to"`
+			Group  *string         `json:"group"`
+			Except *string         `json:"except"`
+			Data   json.RawMessage `json:"data"`
 		} `json:"messages"`
 	}
 	dec := json.NewDecoder(strings.NewReader(body))
@@ -189,10 +208,23 @@ func referenceJSON(body string, lim message.Limits) (message.Batch, bool) {
 	}
 	for _, m := range doc.Messages {
 		var data bytes.Buffer
-		if m.To == nil || !message.ValidClient(*m.To) || m.Data == nil || json.Compact(&data, m.Data) != nil || data.Len() > lim.MaxMessageBytes {
+		var out message.Message
+		switch {
+		case m.To != nil && m.Group == nil && m.Except == nil && message.ValidClient(*m.To):
+			out.To = *m.To
+		case m.To == nil && m.Group != nil && message.ValidGroup(*m.Group) && (m.Except == nil || message.ValidClient(*m.Except)):
+			out.Group = *m.Group
+			if m.Except != nil {
+				out.Except = *m.Except
+			}
+		default:
 			return message.Batch{}, false
 		}
-		b.Messages = append(b.Messages, message.Message{To: *m.To, Data: data.Bytes()})
+		if m.Data == nil || json.Compact(&data, m.Data) != nil || data.Len() > lim.MaxMessageBytes {
+			return message.Batch{}, false
+		}
+		out.Data = data.Bytes()
+		b.Messages = append(b.Messages, out)
 	}
 	return b, true
 }
@@ -233,7 +265,7 @@ func exactKeys(body string) bool {
 	msgs, ok := object("id", "messages")
 	for _, m := range msgs {
 		dec = json.NewDecoder(strings.NewReader(m))
-		_, okm := object("to", "data")
+		_, okm := object("to", "data", "group", "except")
 		ok = ok && okm
 	}
 	return ok

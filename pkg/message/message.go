@@ -18,10 +18,18 @@ import (
 	"fmt"
 )
 
-// Message is one payload for one client.
+// Message is one payload for one client, or for every member of a group.
 type Message struct {
-	// To is the recipient's client id; see ValidClient.
+	// To is the recipient's client id; see ValidClient. Empty for a group
+	// message.
 	To string
+	// Group, when not empty, names the group whose members each get a
+	// copy of the message in their own queue; see ValidGroup. To is then
+	// empty.
+	Group string
+	// Except, only with Group, names a member that gets no copy (the
+	// sender's own client, usually).
+	Except string
 	// Data is the payload as compact JSON: a JSON string for a text message,
 	// any JSON value for a type="json" message.
 	Data json.RawMessage
@@ -37,10 +45,16 @@ type Batch struct {
 	IdempotencyKey string
 }
 
-// Receipt tells the publisher which id a message was given.
+// Receipt tells the publisher which id a message was given, or, for a
+// group message, how many members got a copy.
 type Receipt struct {
 	To string
 	ID uint64
+	// Group is the group of a group message; To and ID are then empty.
+	Group string
+	// Members counts the members whose queue got a copy of a group
+	// message (0: the group has no member, or only the excepted one).
+	Members int
 }
 
 // Limits bounds what a parser accepts. The zero value applies the defaults.
@@ -88,6 +102,29 @@ func CheckClient(id string) error {
 	}
 	return fmt.Errorf("client %s: want 1 to %d characters of A-Z a-z 0-9 _ . : @ -: %w",
 		quoteShort(id), MaxClientLen, ErrInvalidClient)
+}
+
+// MaxGroupLen is the longest group name accepted.
+const MaxGroupLen = 128
+
+// ValidGroup reports whether name is a group name: 1 to 128 characters
+// of the client-id alphabet, A-Z a-z 0-9 _ . : @ - (so "room:42" and
+// "tenant.7:admins" are valid; braces, slashes and spaces are not).
+func ValidGroup(name string) bool {
+	return validToken(name, MaxGroupLen)
+}
+
+// CheckGroup returns nil for a valid group name and an error wrapping
+// ErrInvalidGroup that quotes the bad value otherwise.
+func CheckGroup(name string) error {
+	if ValidGroup(name) {
+		return nil
+	}
+	if name == "" {
+		return fmt.Errorf("group name is empty: %w", ErrInvalidGroup)
+	}
+	return fmt.Errorf("group %s: want 1 to %d characters of A-Z a-z 0-9 _ . : @ -: %w",
+		quoteShort(name), MaxGroupLen, ErrInvalidGroup)
 }
 
 // MaxIdempotencyKeyLen is the longest idempotency key accepted.

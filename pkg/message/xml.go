@@ -17,9 +17,12 @@ import (
 //	<messages id="optional-idempotency-key">
 //	  <message to="alice">Hello &amp; welcome</message>
 //	  <message to="carol" type="json">{"score": 3}</message>
+//	  <message group="room:42" except="alice">Hi, room</message>
 //	</messages>
 //
-// A lone <message to="..."> as the root is accepted too. The whole body is
+// A message names one client (to) or one group (group, optionally with a
+// member that gets no copy, except). A lone <message> as the root is
+// accepted too. The whole body is
 // validated before ParseXML returns: on error the Batch is empty, and the
 // error wraps a sentinel (ErrMalformed, ErrInvalid, ErrInvalidClient,
 // ErrInvalidJSON, ErrMessageTooLarge, ErrTooManyMessages, ErrEmpty) and
@@ -350,7 +353,7 @@ func (p *xmlParser) message(start xml.StartElement, n int) (Message, error) {
 		return fmt.Errorf("message %d on line %d: "+format, append([]any{n, line}, args...)...)
 	}
 	var m Message
-	isJSON, haveTo, haveType := false, false, false
+	isJSON, haveTo, haveGroup, haveExcept, haveType := false, false, false, false, false
 	for _, a := range start.Attr { // a repeated attribute: see rootAttrs
 		switch {
 		case a.Name.Space == "" && a.Name.Local == "to":
@@ -361,6 +364,22 @@ func (p *xmlParser) message(start xml.StartElement, n int) (Message, error) {
 				return Message{}, where("attribute \"to\": %w", err)
 			}
 			m.To, haveTo = a.Value, true
+		case a.Name.Space == "" && a.Name.Local == "group":
+			if haveGroup {
+				return Message{}, where("attribute \"group\" repeated: %w", ErrMalformed)
+			}
+			if err := CheckGroup(a.Value); err != nil {
+				return Message{}, where("attribute \"group\": %w", err)
+			}
+			m.Group, haveGroup = a.Value, true
+		case a.Name.Space == "" && a.Name.Local == "except":
+			if haveExcept {
+				return Message{}, where("attribute \"except\" repeated: %w", ErrMalformed)
+			}
+			if err := CheckClient(a.Value); err != nil {
+				return Message{}, where("attribute \"except\": %w", err)
+			}
+			m.Except, haveExcept = a.Value, true
 		case a.Name.Space == "" && a.Name.Local == "type":
 			if haveType {
 				return Message{}, where("attribute \"type\" repeated: %w", ErrMalformed)
@@ -377,8 +396,13 @@ func (p *xmlParser) message(start xml.StartElement, n int) (Message, error) {
 			return Message{}, where("unknown attribute %q: %w", attrName(a.Name), ErrInvalid)
 		}
 	}
-	if !haveTo {
-		return Message{}, where("missing attribute \"to\": %w", ErrInvalid)
+	switch {
+	case haveTo && haveGroup:
+		return Message{}, where("attributes \"to\" and \"group\": give one, not both: %w", ErrInvalid)
+	case !haveTo && !haveGroup:
+		return Message{}, where("missing attribute \"to\" (or \"group\"): %w", ErrInvalid)
+	case haveExcept && !haveGroup:
+		return Message{}, where("attribute \"except\" without \"group\": %w", ErrInvalid)
 	}
 
 	p.buf.Reset()

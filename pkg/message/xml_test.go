@@ -79,6 +79,16 @@ func TestParseXML(t *testing.T) {
 			},
 		},
 		{
+			name: "groups, with and without except, beside direct messages",
+			body: `<messages><message group="room:42" except="alice">hi</message><message to="bob">b</message>` +
+				`<message type="json" group="t.7@x_y-z" >[1]</message></messages>`,
+			want: []message.Message{
+				{Group: "room:42", Except: "alice", Data: []byte(`"hi"`)},
+				{To: "bob", Data: []byte(`"b"`)},
+				{Group: "t.7@x_y-z", Data: []byte(`[1]`)},
+			},
+		},
+		{
 			name: "character references and CDATA end split",
 			body: `<message to="a">&#x263A;&lt;]]&gt;<![CDATA[]]]]><![CDATA[>]]></message>`,
 			want: []message.Message{{To: "a", Data: []byte("\"\u263a<]]>]]>\"")}},
@@ -97,8 +107,8 @@ func TestParseXML(t *testing.T) {
 				t.Fatalf("got %d messages; want %d", len(got.Messages), len(tt.want))
 			}
 			for i, m := range got.Messages {
-				if m.To != tt.want[i].To || string(m.Data) != string(tt.want[i].Data) {
-					t.Errorf("message %d = {%s %s}; want {%s %s}", i, m.To, m.Data, tt.want[i].To, tt.want[i].Data)
+				if m.To != tt.want[i].To || m.Group != tt.want[i].Group || m.Except != tt.want[i].Except || string(m.Data) != string(tt.want[i].Data) {
+					t.Errorf("message %d = %+v; want %+v", i, m, tt.want[i])
 				}
 			}
 		})
@@ -165,6 +175,15 @@ func TestParseXMLErrors(t *testing.T) {
 		{"no messages", `<messages> </messages>`, message.Limits{}, message.ErrEmpty, "no <message>"},
 		{"namespace", `<messages xmlns="urn:x"><message to="a">x</message></messages>`, message.Limits{}, message.ErrInvalid, "namespace"},
 		{"message too large", `<message to="a">` + strings.Repeat("x", 11) + `</message>`, message.Limits{MaxMessageBytes: 10}, message.ErrMessageTooLarge, "over 10 bytes"},
+		{"to and group", `<messages><message to="a" group="g">x</message></messages>`, message.Limits{}, message.ErrInvalid, `message 1 on line 1: attributes "to" and "group": give one`},
+		{"except without group", `<message to="a" except="b">x</message>`, message.Limits{}, message.ErrInvalid, `attribute "except" without "group"`},
+		{"group with braces", `<message group="room{42}">x</message>`, message.Limits{}, message.ErrInvalidGroup, `attribute "group": group "room{42}"`},
+		{"group with a slash", `<message group="a/b">x</message>`, message.Limits{}, message.ErrInvalidGroup, `attribute "group"`},
+		{"empty group", `<message group="">x</message>`, message.Limits{}, message.ErrInvalidGroup, `group name is empty`},
+		{"long group", `<message group="` + strings.Repeat("g", 129) + `">x</message>`, message.Limits{}, message.ErrInvalidGroup, "1 to 128"},
+		{"bad except", `<message group="g" except="a b">x</message>`, message.Limits{}, message.ErrInvalidClient, `attribute "except"`},
+		{"repeated group", `<message group="g" group="h">x</message>`, message.Limits{}, message.ErrMalformed, `attribute "group" repeated`},
+		{"repeated except", `<message group="g" except="a" except="b">x</message>`, message.Limits{}, message.ErrMalformed, `attribute "except" repeated`},
 		{"too many messages", `<messages><message to="a">1</message><message to="a">2</message><message to="a">3</message></messages>`, message.Limits{MaxMessages: 2}, message.ErrTooManyMessages, "more than 2"},
 	}
 	for _, tt := range tests {
@@ -189,6 +208,7 @@ func FuzzParseXML(f *testing.F) {
 		`<message to="bob"><![CDATA[<b>raw</b> text]]></message>`,
 		`<messages id="k"><message to="carol" type="json">{"score": 3}</message></messages>`,
 		`<!DOCTYPE x [<!ENTITY a "b">]><message to="a">&a;</message>`,
+		`<messages><message group="room:42" except="alice">hi</message></messages>`,
 	} {
 		f.Add(s)
 	}
@@ -204,8 +224,11 @@ func FuzzParseXML(f *testing.F) {
 			t.Fatalf("got %d messages without error", len(batch.Messages))
 		}
 		for _, m := range batch.Messages {
-			if !message.ValidClient(m.To) {
-				t.Fatalf("invalid client %q accepted", m.To)
+			switch {
+			case m.Group == "" && (!message.ValidClient(m.To) || m.Except != ""):
+				t.Fatalf("invalid client %q (except %q) accepted", m.To, m.Except)
+			case m.Group != "" && (m.To != "" || !message.ValidGroup(m.Group) || m.Except != "" && !message.ValidClient(m.Except)):
+				t.Fatalf("invalid group message %+v accepted", m)
 			}
 			if !jsonValid(m.Data) {
 				t.Fatalf("payload %q is not JSON", m.Data)

@@ -21,6 +21,7 @@ var fastBodies = []string{
 	`<message to="carol" type="json">{"score": [1, 2, "\u00e9"]}</message>`,
 	"<message  to = \"dave\" >héllo \u2028 wörld 😀 \\ \"q\"</message>  \n",
 	`<?xml version="1.0"?><message to="e">]] ></message>`,
+	`<messages><message group="room:42" except="alice">hi</message><message to="bob">b</message><message type="json" group="g">1</message></messages>`,
 }
 
 func TestParseXMLFastTakesTheCommonShape(t *testing.T) {
@@ -64,6 +65,12 @@ func TestParseXMLFastDeclines(t *testing.T) {
 		"<message to=\"a\">\xff</message>",                       // invalid UTF-8
 		"<message to=\"a\">\uFFFE</message>",                     // forbidden character
 		`<message to="a">x`,                                      // truncated
+		`<message to="a" group="g">x</message>`,                  // to and group
+		`<message except="a">x</message>`,                        // except alone
+		`<message to="a" except="b">x</message>`,                 // except without group
+		`<message group="a{b}">x</message>`,                      // braces
+		`<message group="">x</message>`,                          // empty group
+		`<message group="g" except="a" to="b">x</message>`,       // three names
 	} {
 		if b, ok := parseXMLFast([]byte(body), Limits{}.withDefaults()); ok {
 			t.Errorf("fast path took %q: %+v", body, b)
@@ -111,6 +118,7 @@ func FuzzParseXMLFast(f *testing.F) {
 	f.Add(`<message to="a" to="b">x</message>`)
 	f.Add(`<?xml version="1.0" encoding="UTF-8" encoding="UTF-8"?><message to="a">x</message>`)
 	f.Add(`<messages id="k"><message to="a" type="json">[1,2]</message></messages>`)
+	f.Add(`<messages><message group="g" except="a">x</message><message to="a" group="g">y</message></messages>`)
 	f.Fuzz(func(t *testing.T, body string) {
 		lim := Limits{MaxMessageBytes: 64, MaxMessages: 5}
 		fast, ok := parseXMLFast([]byte(body), lim)
