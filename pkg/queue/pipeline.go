@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,8 +31,36 @@ const (
 
 // pending is one call waiting for its pipeline.
 type pending struct {
-	call scriptCall
-	done chan *redis.Cmd // buffered: the sender never waits for the caller
+	call  scriptCall
+	done  chan *redis.Cmd // buffered: the sender never waits for the caller
+	state atomic.Int32    // queued, taken by a sender, or abandoned by its caller
+}
+
+// The states of a pending call. A call is sent only if a sender takes it
+// before its caller gives up; once taken, its caller waits for the
+// answer (pipelineTimeout bounds it), so that no call is ever sent, or
+// answered, after its caller returned: a publish that failed is not
+// written later, under a Primary's term that may have changed by then.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+func newPending(c scriptCall) *pending {
+	return &pending{call: c, done: make(chan *redis.Cmd, 1)}
+}
+
+// giveUp is called when p's caller's context ended: it reports whether p
+// will not be sent; if it was taken already, it waits for its answer.
+func (p *pending) giveUp() (notSent bool) {
+	if p.state.CompareAndSwap(queued, abandoned) {
+		return true
+	}
+	if p.state.Load() == taken {
+		<-p.done
+	}
+	return false
 }
 
 // enqueue queues p for the next pipeline. Callers queue all their calls,
@@ -94,6 +123,9 @@ gather:
 	for len(batch) < pipelineMax {
 		select {
 		case p := <-q.batches:
+			if !p.state.CompareAndSwap(queued, taken) {
+				continue // its caller gave up
+			}
 			batch = append(batch, p)
 			calls = append(calls, p.call)
 		default:
@@ -125,7 +157,7 @@ func (q *Queue) callOnce(ctx context.Context, c scriptCall) *redis.Cmd {
 	if q.batches == nil {
 		return execScripts(ctx, q.rdb, []scriptCall{c})[0]
 	}
-	p := &pending{call: c, done: make(chan *redis.Cmd, 1)}
+	p := newPending(c)
 	if err := q.enqueue(ctx, p); err != nil {
 		return failed(ctx, err)
 	}
@@ -134,7 +166,8 @@ func (q *Queue) callOnce(ctx context.Context, c scriptCall) *redis.Cmd {
 	case cmd := <-p.done:
 		return cmd
 	case <-ctx.Done():
-		return failed(ctx, ctx.Err()) // the sender's answer is dropped
+		p.giveUp()
+		return failed(ctx, ctx.Err()) // the sender's answer, if any, is dropped
 	}
 }
 
@@ -166,14 +199,21 @@ func (q *Queue) callEach(ctx context.Context, calls []scriptCall) []*redis.Cmd {
 }
 
 // callAllOnce queues calls for the pipelines and waits for their
-// answers; it fails only when ctx ends first.
+// answers; it fails only when ctx ends first (see giveUp).
 func (q *Queue) callAllOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
-	waiting := make([]*pending, len(calls))
-	for i, c := range calls {
-		waiting[i] = &pending{call: c, done: make(chan *redis.Cmd, 1)}
-		if err := q.enqueue(ctx, waiting[i]); err != nil {
+	waiting := make([]*pending, 0, len(calls))
+	giveUp := func(from int) { // the calls whose answer was not taken yet
+		for _, p := range waiting[from:] {
+			p.giveUp()
+		}
+	}
+	for _, c := range calls {
+		p := newPending(c)
+		if err := q.enqueue(ctx, p); err != nil {
+			giveUp(0)
 			return nil, err
 		}
+		waiting = append(waiting, p)
 	}
 	q.send()
 	cmds := make([]*redis.Cmd, len(calls))
@@ -181,6 +221,7 @@ func (q *Queue) callAllOnce(ctx context.Context, calls []scriptCall) ([]*redis.C
 		select {
 		case cmds[i] = <-p.done:
 		case <-ctx.Done():
+			giveUp(i)
 			return nil, ctx.Err()
 		}
 	}
