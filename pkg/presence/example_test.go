@@ -28,17 +28,33 @@ func Example() {
 	go func() { defer close(done); _ = p.Run(ctx) }()
 
 	p.Begin("alice") // package poll does this as a poll of alice is held
-	time.Sleep(300 * time.Millisecond)
-	st, _ := p.Lookup(context.Background(), []string{"alice", "bob"})
-	fmt.Println(st[0].Client, st[0].Online, st[1].Client, st[1].Online)
+	alice := waitOnline(p, "alice", true)
+	bob := waitOnline(p, "bob", false)
+	fmt.Println(alice.Client, alice.Online, bob.Client, bob.Online)
 
 	p.End("alice") // and this when it is answered; she lingers, then goes
-	time.Sleep(500 * time.Millisecond)
-	st, _ = p.Lookup(context.Background(), []string{"alice"})
-	fmt.Println(st[0].Client, st[0].Online, !st[0].LastSeen.IsZero())
+	alice = waitOnline(p, "alice", false)
+	fmt.Println(alice.Client, alice.Online, !alice.LastSeen.IsZero())
 	stop()
 	<-done
 	// Output:
 	// alice true bob false
 	// alice false true
+}
+
+// waitOnline looks client up until it is online, or not, as expected
+// (the node writes its changes every Options.Flush), for five seconds at
+// most.
+func waitOnline(p *presence.Presence, client string, online bool) presence.State {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := p.Lookup(context.Background(), []string{client})
+		switch {
+		case err == nil && (st[0].Online == online || time.Now().After(deadline)):
+			return st[0]
+		case err != nil && time.Now().After(deadline):
+			return presence.State{Client: client}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
