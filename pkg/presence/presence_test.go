@@ -554,3 +554,39 @@ func TestNodeWithASlowClockIsNotTakenForDead(t *testing.T) {
 		t.Errorf("kim, held by a node whose clock is 30s behind: %+v; want online", st)
 	}
 }
+
+// cancelInLease cancels a context while the sweeper's lease is being
+// kept, as a shutdown may at any moment, once armed.
+type cancelInLease struct {
+	*redis.Client
+	armed  chan struct{}
+	cancel context.CancelFunc
+}
+
+func (c *cancelInLease) EvalSha(ctx context.Context, sha string, keys []string, args ...any) *redis.Cmd {
+	if len(keys) == 1 && strings.HasSuffix(keys[0], "{#}lease") && len(args) == 2 && args[1] != int64(0) {
+		select {
+		case <-c.armed:
+			c.cancel()
+		default:
+		}
+	}
+	return c.Client.EvalSha(ctx, sha, keys, args...)
+}
+
+// A sweeper that stops gives its lease up, whenever the stop comes: the
+// next node takes over at once, not a NodeTTL later.
+func TestStoppedSweeperGivesItsLeaseUp(t *testing.T) {
+	mr, rdb := redistest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &cancelInLease{Client: rdb, armed: make(chan struct{}), cancel: cancel}
+	p := presence.New(c, nil, nil, presence.Options{Node: "a", Heartbeat: 20 * time.Millisecond, NodeTTL: time.Hour})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	testenv.WaitFor(t, 5*time.Second, "the lease taken", func() bool { return mr.Exists("cb:{#}lease") })
+	close(c.armed) // the next keeping of the lease is cut by the stop
+	<-done
+	if mr.Exists("cb:{#}lease") {
+		t.Errorf("lease still held by %q after the sweeper stopped; want it given up", func() string { v, _ := mr.Get("cb:{#}lease"); return v }())
+	}
+}

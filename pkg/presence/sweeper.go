@@ -78,13 +78,13 @@ func (p *Presence) sweeper(ctx context.Context) {
 		delivery  background
 		lastPrune time.Time
 	)
-	stop := delivery.stop
-	defer stop()
-	for {
+	defer delivery.stop()
+	for ctx.Err() == nil {
 		held, err := leaseScript.Run(ctx, p.rdb, []string{p.leaseKey()}, p.id, p.leaseTTL().Milliseconds()).Int()
-		switch {
-		case ctx.Err() != nil:
-		case err != nil:
+		if ctx.Err() != nil {
+			break // cut by the stop: whether it was kept is not known
+		}
+		if err != nil {
 			if leader {
 				p.log.Warn("presence: cannot keep the sweeper's lease", "err", err)
 			}
@@ -95,7 +95,7 @@ func (p *Presence) sweeper(ctx context.Context) {
 			p.m.PresenceSweeper(leader)
 			p.log.Info("presence: sweeper", "now", leader, "id", p.id)
 			if !leader {
-				stop()
+				delivery.stop()
 			}
 		}
 		if leader {
@@ -113,16 +113,18 @@ func (p *Presence) sweeper(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			stop()
-			if leader {
-				end, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-				_ = leaseScript.Run(end, p.rdb, []string{p.leaseKey()}, p.id, 0).Err()
-				cancel()
-				p.m.PresenceSweeper(false)
-			}
-			return
 		case <-tick.C:
 		}
+	}
+	delivery.stop()
+	// Given up whether this node thinks it holds the lease or not (a
+	// keeping cut short by the stop may have taken it): lease.lua deletes
+	// it only for its holder, and the next node takes over at once.
+	end, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	_ = leaseScript.Run(end, p.rdb, []string{p.leaseKey()}, p.id, 0).Err()
+	cancel()
+	if leader {
+		p.m.PresenceSweeper(false)
 	}
 }
 
