@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -283,17 +282,7 @@ func WriteRollTable(w io.Writer, res *RollResult) {
 	if len(codes) > 0 {
 		fmt.Fprintf(w, "after SIGTERM: %s\n", strings.Join(codes, ", "))
 	}
-	if len(f.ErrorSample) > 0 {
-		fmt.Fprintln(w, "error samples:")
-		keys := make([]string, 0, len(f.ErrorSample))
-		for k := range f.ErrorSample {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %6d x %s\n", f.ErrorSample[k], k)
-		}
-	}
+	writeErrorSamples(w, f.ErrorSample)
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

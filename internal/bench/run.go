@@ -480,17 +480,7 @@ func WriteTable(w io.Writer, res *Result) {
 		}
 		fmt.Fprintf(w, "redis commands per delivered message, %s: %s\n", p.Name, topCalls(p.RedisCalls, p.DeliveredPerSec*p.Duration.Seconds(), 8))
 	}
-	if len(f.ErrorSample) > 0 {
-		fmt.Fprintln(w, "error samples:")
-		keys := make([]string, 0, len(f.ErrorSample))
-		for k := range f.ErrorSample {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %6d x %s\n", f.ErrorSample[k], k)
-		}
-	}
+	writeErrorSamples(w, f.ErrorSample)
 	for _, g := range res.Gone {
 		fmt.Fprintf(w, "process gone: %s\n", g)
 	}
@@ -541,4 +531,21 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// writeErrorSamples writes a run's error samples, in the order of their
+// text, each with how often it came.
+func writeErrorSamples(w io.Writer, samples map[string]int) {
+	if len(samples) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "error samples:")
+	keys := make([]string, 0, len(samples))
+	for k := range samples {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %6d x %s\n", samples[k], k)
+	}
 }
