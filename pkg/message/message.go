@@ -57,6 +57,15 @@ type Receipt struct {
 	Members int
 }
 
+// String returns "{alice 7}" for a message to a client and
+// "{group room:42 3}" for a group message to 3 members.
+func (r Receipt) String() string {
+	if r.Group != "" {
+		return fmt.Sprintf("{group %s %d}", r.Group, r.Members)
+	}
+	return fmt.Sprintf("{%s %d}", r.To, r.ID)
+}
+
 // Limits bounds what a parser accepts. The zero value applies the defaults.
 type Limits struct {
 	// MaxMessageBytes bounds one message's payload (the text, or the JSON

@@ -49,6 +49,9 @@ type Published struct {
 	Replayed bool
 	// Dropped counts older messages pushed out of capped queues.
 	Dropped int
+	// Copies counts the copies of group messages written to members'
+	// queues (none on a replay).
+	Copies int
 }
 
 // ErrNotDurable: the batch was written, but Redis did not confirm it on

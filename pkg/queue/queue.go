@@ -11,6 +11,10 @@
 // Enqueueing also publishes a wake-up on the client's channel (see
 // package notify).
 //
+// A group message is fanned out on write: each member gets an ordinary
+// copy in its own queue, with its own id (fanout.go); the client's meta
+// hash also holds its group memberships (groups.go).
+//
 // A *Queue is safe for concurrent use.
 package queue
 
@@ -200,6 +204,10 @@ func (q *Queue) idemKey(client, key string) string {
 // receipts are those of the first attempt; if not, Publish fails with
 // message.ErrIdempotencyConflict.
 //
+// A group message (message.Message.Group) is fanned out to the group's
+// members, after the batch's direct messages (see fanout.go); its
+// receipt says how many members got a copy.
+//
 // On error some clients' shares may have been enqueued and others not;
 // retrying with the same idempotency key completes the batch without
 // duplicating anything.
@@ -248,9 +256,11 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		results []*redis.Cmd
 		err     error
 	)
-	if q.batches != nil {
+	switch {
+	case len(calls) == 0: // group messages only
+	case q.batches != nil:
 		results, err = q.callAll(ctx, calls)
-	} else {
+	default:
 		results, err = runScripts(ctx, q.rdb, calls)
 	}
 	leave() // the scripts are done with the term; a durable publish waits on without it
@@ -279,6 +289,11 @@ func (q *Queue) Publish(ctx context.Context, batch message.Batch) (message.Publi
 		out.Dropped += int(dropped)
 		for j, idx := range g.indexes {
 			out.Receipts[idx] = message.Receipt{To: g.client, ID: uint64(first) + uint64(j)}
+		}
+	}
+	if hasGroup(batch.Messages) {
+		if err := q.publishGroups(ctx, batch, digest, &out); err != nil {
+			return message.Published{}, err
 		}
 	}
 	if q.durable != nil {
@@ -542,7 +557,10 @@ func parseWake(payload string) (epoch string, first uint64, entries string, ok b
 // batchDigest identifies a batch's messages for its idempotency record,
 // which a retry must match: the first 128 bits of a SHA-256 over every
 // message in order, recipient and payload each prefixed with its length,
-// so that no two batches hash the same bytes.
+// so that no two batches hash the same bytes. A group message has no
+// recipient (length 0, which no client id has) and its group and except
+// follow, each prefixed with its length: a batch without one hashes as
+// before groups existed.
 func batchDigest(msgs []message.Message) string {
 	h := sha256.New()
 	var n []byte
@@ -550,6 +568,13 @@ func batchDigest(msgs []message.Message) string {
 		n = binary.AppendUvarint(n[:0], uint64(len(m.To)))
 		h.Write(n)
 		io.WriteString(h, m.To)
+		if m.Group != "" {
+			for _, s := range []string{m.Group, m.Except} {
+				n = binary.AppendUvarint(n[:0], uint64(len(s)))
+				h.Write(n)
+				io.WriteString(h, s)
+			}
+		}
 		n = binary.AppendUvarint(n[:0], uint64(len(m.Data)))
 		h.Write(n)
 		h.Write(m.Data)
@@ -563,12 +588,16 @@ type group struct {
 	indexes []int
 }
 
-// groupByClient splits messages by recipient, keeping the order of first
-// appearance and, within a client, the batch's order.
+// groupByClient splits the direct messages by recipient, keeping the
+// order of first appearance and, within a client, the batch's order.
+// Group messages are left out.
 func groupByClient(msgs []message.Message) []group {
 	pos := make(map[string]int)
 	var groups []group
 	for i, m := range msgs {
+		if m.Group != "" {
+			continue
+		}
 		g, ok := pos[m.To]
 		if !ok {
 			g = len(groups)
@@ -578,6 +607,16 @@ func groupByClient(msgs []message.Message) []group {
 		groups[g].indexes = append(groups[g].indexes, i)
 	}
 	return groups
+}
+
+// hasGroup reports whether msgs hold a group message.
+func hasGroup(msgs []message.Message) bool {
+	for _, m := range msgs {
+		if m.Group != "" {
+			return true
+		}
+	}
+	return false
 }
 
 type scriptCall struct {
