@@ -41,6 +41,9 @@ func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(batch.Messages) != 1 {
 		err = fmt.Errorf("%d messages: the demo publishes one at a time: %w", len(batch.Messages), message.ErrInvalid)
 	}
+	if err == nil && batch.Messages[0].Group != "" {
+		err = fmt.Errorf("the demo publishes to one client, not to a group: %w", message.ErrInvalid)
+	}
 	if err == nil {
 		err = h.demoClient(batch.Messages[0].To)
 	}
@@ -56,7 +59,7 @@ func (h *Handler) demoPublish(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
-	h.m.Published(len(res.Receipts))
+	h.m.Published(enqueued(res))
 	writeReceipts(w, jsonFormat, res.Receipts)
 }
 

@@ -56,10 +56,14 @@ func classify(err error) apiError {
 		return apiError{http.StatusRequestEntityTooLarge, "message_too_large"}
 	case errors.Is(err, message.ErrTooManyMessages):
 		return apiError{http.StatusRequestEntityTooLarge, "too_many_messages"}
+	case errors.Is(err, errTooManyMembers):
+		return apiError{http.StatusRequestEntityTooLarge, "too_many_members"}
 	case errors.Is(err, message.ErrMalformed):
 		return apiError{http.StatusBadRequest, "malformed"}
 	case errors.Is(err, message.ErrInvalidClient):
 		return apiError{http.StatusBadRequest, "invalid_client"}
+	case errors.Is(err, message.ErrInvalidGroup):
+		return apiError{http.StatusBadRequest, "invalid_group"}
 	case errors.Is(err, message.ErrInvalidJSON):
 		return apiError{http.StatusBadRequest, "invalid_json"}
 	case errors.Is(err, message.ErrInvalidCursor):
@@ -144,6 +148,7 @@ func (h *Handler) renderError(w http.ResponseWriter, log *slog.Logger, path stri
 		hdr.Set("Connection", "close") // the rest of the body is not read
 		h.m.LimitRejected(map[string]string{
 			"body_too_large": "body_bytes", "message_too_large": "message_bytes", "too_many_messages": "batch_messages",
+			"too_many_members": "members_per_call",
 		}[e.code])
 	}
 	text := explain(err)
@@ -222,6 +227,9 @@ func allowed(path string) string {
 			return "POST"
 		}
 		return "DELETE, GET"
+	}
+	if rest, ok := strings.CutPrefix(path, "/groups/"); ok && strings.HasSuffix(rest, "/members") {
+		return "DELETE, GET, POST"
 	}
 	switch path {
 	case "/publish", "/demo/publish":

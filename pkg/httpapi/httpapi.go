@@ -60,6 +60,9 @@ type Config struct {
 	// Presence serves GET /api/presence, the presence in GET
 	// /api/clients/{client} and the demo's. Nil: presence is off (501).
 	Presence Presence
+	// Groups serves the membership routes under /groups (groups.go).
+	// Nil: they answer 404.
+	Groups Groups
 	// MaxBodyBytes bounds a publish body. Default: 1 MiB.
 	MaxBodyBytes int64
 	// Limits bound what a publish may carry.
@@ -175,6 +178,7 @@ func New(store Store, poller *poll.Poller, cfg Config) *Handler {
 		h.writeError(w, r, jsonFormat, errMethodNotAllowed)
 	})
 	r.Post("/publish", h.publish)
+	h.groupRoutes(r)
 	h.apiRoutes(r)
 	r.Group(func(r chi.Router) { // the routes browsers call, possibly from other origins
 		r.Use(h.cors)

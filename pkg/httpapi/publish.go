@@ -55,10 +55,22 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.m.PublishReplayed()
 		w.Header().Set("Idempotent-Replayed", "true")
 	} else {
-		h.m.Published(len(res.Receipts))
+		h.m.Published(enqueued(res))
 		h.m.Dropped(res.Dropped)
 	}
 	writeReceipts(w, f, res.Receipts)
+}
+
+// enqueued counts the messages a publish wrote to queues: one per direct
+// message, and one per member's copy of a group message.
+func enqueued(res message.Published) int {
+	n := res.Copies
+	for _, rc := range res.Receipts {
+		if rc.Group == "" {
+			n++
+		}
+	}
+	return n
 }
 
 type parser func(io.Reader, message.Limits) (message.Batch, error)
@@ -155,7 +167,11 @@ func writeReceipts(w http.ResponseWriter, f format, receipts []message.Receipt) 
 		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 		b.WriteString(xml.Header)
 		b.WriteString("<queued>")
-		for _, rc := range receipts {
+		for _, rc := range receipts { // ids and group names need no escaping
+			if rc.Group != "" {
+				b.WriteString(`<message group="` + rc.Group + `" members="` + strconv.Itoa(rc.Members) + `"/>`)
+				continue
+			}
 			b.WriteString(`<message to="`)
 			_ = xml.EscapeText(&b, []byte(rc.To))
 			b.WriteString(`" id="` + strconv.FormatUint(rc.ID, 10) + `"/>`)
@@ -164,12 +180,18 @@ func writeReceipts(w http.ResponseWriter, f format, receipts []message.Receipt) 
 	} else {
 		w.Header().Set("Content-Type", "application/json")
 		type receipt struct {
-			To string `json:"to"`
-			ID uint64 `json:"id"`
+			To      string `json:"to,omitempty"`
+			ID      uint64 `json:"id,omitempty"`
+			Group   string `json:"group,omitempty"`
+			Members *int   `json:"members,omitempty"`
 		}
 		out := make([]receipt, len(receipts))
 		for i, rc := range receipts {
-			out[i] = receipt{rc.To, rc.ID}
+			if rc.Group != "" {
+				out[i] = receipt{Group: rc.Group, Members: &rc.Members}
+			} else {
+				out[i] = receipt{To: rc.To, ID: rc.ID}
+			}
 		}
 		body, _ := json.Marshal(map[string]any{"queued": out})
 		b.Write(body)
