@@ -153,6 +153,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		Tokens:            tokenVerifier(cfg),
 		AdminSecrets:      cfg.AdminSecrets,
 		Clients:           q,
+		Groups:            q,
 		Cutoff:            newCutoff(cfg, rdb, q),
 		Presence:          apiPresence(pres),
 		MaxBodyBytes:      int64(cfg.MaxBody),
@@ -215,6 +216,8 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 			_ = pres.Run(bg)
 		}
 	}()
+	groupsDone := make(chan struct{})
+	go func() { defer close(groupsDone); _ = q.RunGroups(bg) }() // group messages a dead node left
 	if f := rdb.follower; f != nil { // move with the primary as soon as any sentinel says
 		f.moved = n.Reconnect
 		f.ping = func(ctx context.Context) error { return rdb.client.Ping(ctx).Err() }
@@ -273,6 +276,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 	cancelBg()
 	<-notifyDone
 	<-presenceDone
+	<-groupsDone
 	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
