@@ -217,7 +217,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config.Config, log *slog
 		}
 	}()
 	groupsDone := make(chan struct{})
-	go func() { defer close(groupsDone); _ = q.RunGroups(bg) }() // group messages a dead node left
+	go func() { // group messages a dead node left half fanned out
+		defer close(groupsDone)
+		_ = q.RunGroups(bg)
+	}()
 	if f := rdb.follower; f != nil { // move with the primary as soon as any sentinel says
 		f.moved = n.Reconnect
 		f.ping = func(ctx context.Context) error { return rdb.client.Ping(ctx).Err() }
