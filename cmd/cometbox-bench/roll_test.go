@@ -16,8 +16,11 @@ import (
 // TestRoll runs the rolling-restart mode at a small scale: two nodes
 // behind the project's haproxy.cfg with 100ms checks and a 1s drain
 // delay, 100 subscribers of which 20 idle, one round of SIGTERMs and one
-// SIGKILL. Every window must
-// account for its messages, none lost or twice; no timing is asserted.
+// SIGKILL. Every window must account for its messages, none lost or
+// twice; no timing is asserted. A publish whose answer was lost (an EOF
+// as a node goes) may have been stored: its message may be delivered
+// without counting as published, so a window may deliver more than it
+// published, never fewer.
 func TestRoll(t *testing.T) {
 	testenv.LookPath(t, "haproxy", "apt-get install haproxy")
 	testenv.LookPath(t, "redis-server", "apt-get install redis-server")
@@ -44,7 +47,7 @@ func TestRoll(t *testing.T) {
 	}
 	for i, rs := range res.Restarts {
 		w := rs.Window
-		if w.Published == 0 || w.Lost != 0 || w.Duplicated != 0 || w.Delivered != w.Published {
+		if w.Published == 0 || w.Lost != 0 || w.Duplicated != 0 || w.Delivered < w.Published {
 			t.Errorf("restart %d (%s %s): published %d delivered %d lost %d dup %d; want all delivered once",
 				i+1, rs.Signal, rs.Node, w.Published, w.Delivered, w.Lost, w.Duplicated)
 		}
