@@ -85,11 +85,11 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 const DefaultPhases = "r1000=1000/1/6s,r2000=2000/1/10s,r4000=4000/1/6s,r6000=6000/1/6s,r8000=8000/1/6s,max1=max/1/15s/16,max1p64=max/1/15s/64"
 
 type runFlags struct {
-	target, urls, phases, label, commit, jsonOut, idPrefix, secret string
-	subs, sourceAddrs, publishers, procs, dialConc, workers        int
-	pids, redis                                                    multiFlag
-	drain, connectTimeout, maxRun, settle, heldWait                time.Duration
-	child, quiet                                                   bool
+	target, urls, phases, label, commit, jsonOut, idPrefix, secret  string
+	subs, sourceAddrs, publishers, procs, dialConc, workers, groups int
+	pids, redis                                                     multiFlag
+	drain, connectTimeout, maxRun, settle, heldWait                 time.Duration
+	child, quiet                                                    bool
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -99,6 +99,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.target, "target", "cometbox", "server protocol: cometbox or nchan")
 	fs.StringVar(&f.urls, "url", "http://127.0.0.1:8080", "comma-separated base URLs of the servers (loopback only); subscribers and publishers are spread over them")
 	fs.IntVar(&f.subs, "subs", 1000, "long-polls to hold, one client id and one TCP connection each")
+	fs.IntVar(&f.groups, "groups", 0, "group mode: the subscribers are members of this many groups (subscriber i of group i mod N), every publish sends one message to one group in turn and each member gets a copy; phase rates are group messages per second. cometbox: the members join by POST /groups/{group}/members; Nchan: each group is a channel its members subscribe to. 0: one message per client")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 8, "spread subscriber connections over source addresses 127.0.0.1..127.0.0.K")
 	fs.IntVar(&f.publishers, "publishers", 16, "publisher connections (in total, split over -procs)")
 	fs.StringVar(&f.phases, "phases", DefaultPhases, "comma-separated phases NAME=RATE/BATCH/DURATION[/PUBLISHERS]; RATE is messages per second or max; PUBLISHERS overrides -publishers")
@@ -135,6 +136,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if f.procs < 1 || f.procs > 16 {
 		return nil, errors.New("run: -procs must be 1..16")
+	}
+	if f.groups > 0 && f.procs != 1 {
+		return nil, errors.New("run: -groups needs -procs 1")
 	}
 	return f, nil
 }
@@ -223,7 +227,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		return bench.NewRunner(bench.GenConfig{
 			Target: target, URLs: urls, Subscribers: subs, SourceAddrs: f.sourceAddrs,
 			IDPrefix: prefix, Publishers: publishers, DialConcurrency: f.dialConc,
-			Phases: ph, Drain: f.drain, MaxRun: f.maxRun,
+			Phases: ph, Drain: f.drain, MaxRun: f.maxRun, Groups: f.groups,
 		})
 	}
 
@@ -310,7 +314,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		ConnectTimeout: f.connectTimeout, HeldWait: f.heldWait, Settle: f.settle,
 		Progress: progressW, TTY: tty,
 		Config: bench.ResultConfig{URLs: urls, Subscribers: f.subs, Generators: f.procs, Publishers: f.publishers,
-			SourceAddrs: f.sourceAddrs, PayloadBytes: bench.PayloadSize, Workers: f.workers},
+			SourceAddrs: f.sourceAddrs, PayloadBytes: bench.PayloadSize, Workers: f.workers, Groups: f.groups},
 	}, gens)
 	if err != nil {
 		return err

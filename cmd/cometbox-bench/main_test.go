@@ -135,3 +135,42 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("chart: %v %.200s", err, b)
 	}
 }
+
+// TestGroupMode runs the tool in group mode against a real node: 3
+// groups of 100 members, joined through the node's /groups route; every
+// member gets every message of its group once, and the last member's
+// copy of each group message is measured.
+func TestGroupMode(t *testing.T) {
+	rs := redisserver.Start(t, redisserver.Options{})
+	node := nodeproc.Start(t, "bench1", "-redis-url", rs.URL(), "-max-polls-per-client", "0", "-publish-secret", "s3")
+	node.WaitReady()
+	t.Setenv("COMETBOX_BENCH_SECRET", "s3")
+	out := filepath.Join(t.TempDir(), "groups.json")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-target", "cometbox", "-url", node.URL, "-subs", "300", "-groups", "3",
+		"-publishers", "2", "-phases", "g10=10/1/1s,gmax=max/1/500ms",
+		"-pid", "node=" + strconv.Itoa(node.Pid()), "-redis", rs.Addr, "-settle", "100ms", "-drain", "5s",
+		"-json", out, "-quiet"}
+	if err := runCmd(args, &stdout, &stderr); err != nil {
+		t.Fatalf("runCmd: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var res bench.Result
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	f := res.Final
+	if f.Published == 0 || f.Published%100 != 0 || f.Delivered != f.Published || f.Lost != 0 || f.Dups != 0 || res.Errors != 0 {
+		t.Fatalf("published %d delivered %d lost %d dups %d errors %d %v; want every copy once", f.Published, f.Delivered, f.Lost, f.Dups, res.Errors, f.ErrorSample)
+	}
+	g := res.Phases[0]
+	if g.LastCopy == nil || g.LastCopy.Count < 5 || g.Latency.Count != 100*g.LastCopy.Count {
+		t.Fatalf("g10: last copy %+v, copies %d; want one last copy per group message of 100 copies", g.LastCopy, g.Latency.Count)
+	}
+	if !strings.Contains(stdout.String(), "group mode: 3 groups of 100 members") {
+		t.Errorf("table:\n%s", stdout.String())
+	}
+}

@@ -240,7 +240,7 @@ func TestTargetsBuildRequests(t *testing.T) {
 	if got := string(cb.AppendPoll(nil, "h:1", s)); got != "GET /poll?client=bench-1:x&since=ab:3 HTTP/1.1\r\nHost: h:1\r\n\r\n" {
 		t.Errorf("cometbox poll = %q", got)
 	}
-	pub := string(cb.AppendPublish(nil, "h:1", []OutMsg{{"a", []byte("p1")}, {"b", []byte("p2")}}))
+	pub := string(cb.AppendPublish(nil, "h:1", []OutMsg{{To: "a", Payload: []byte("p1")}, {To: "b", Payload: []byte("p2")}}))
 	head, body, _ := strings.Cut(pub, "\r\n\r\n")
 	if body != `<messages><message to="a">p1</message><message to="b">p2</message></messages>` ||
 		!strings.Contains(head, fmt.Sprintf("Content-Length: %d", len(body))) || !strings.Contains(head, "Authorization: Bearer s3") {

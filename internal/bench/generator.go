@@ -27,10 +27,15 @@ type Generator interface {
 // Local runs a Runner in this process.
 type Local struct{ R *Runner }
 
-func (l Local) Connect(timeout time.Duration) (ConnectStats, error) { return l.R.Connect(timeout), nil }
-func (l Local) Phase(i int) (PhaseStats, error)                     { return l.R.RunPhase(i, nil) }
-func (l Local) Live() Live                                          { return l.R.Live() }
-func (l Local) Finish() (FinalStats, error)                         { return l.R.Close(), nil }
+func (l Local) Connect(timeout time.Duration) (ConnectStats, error) {
+	if err := l.R.JoinGroups(); err != nil {
+		return ConnectStats{}, err
+	}
+	return l.R.Connect(timeout), nil
+}
+func (l Local) Phase(i int) (PhaseStats, error) { return l.R.RunPhase(i, nil) }
+func (l Local) Live() Live                      { return l.R.Live() }
+func (l Local) Finish() (FinalStats, error)     { return l.R.Close(), nil }
 
 // Child is a generator in a child process (this same binary started with
 // ServeChild's flag), driven over its stdin and stdout with one JSON line

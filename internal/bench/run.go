@@ -50,6 +50,9 @@ type ResultConfig struct {
 	SourceAddrs  int      `json:"source_addrs"`
 	PayloadBytes int      `json:"payload_bytes"`
 	Workers      int      `json:"workers,omitempty"` // nginx worker_processes, for labels
+	// Groups is the number of groups in group mode (0: none), each of
+	// Subscribers/Groups members.
+	Groups int `json:"groups,omitempty"`
 }
 
 // Result is everything one run measured; the tool prints it as a table
@@ -88,17 +91,20 @@ type Memory struct {
 // PhaseResult is one phase, summed over generators.
 type PhaseResult struct {
 	Phase
-	PublishersUsed    int                `json:"publishers_used"`
-	PublishedPerSec   float64            `json:"published_per_sec"`
-	DeliveredPerSec   float64            `json:"delivered_per_sec"`
-	RequestsPerSec    float64            `json:"publish_requests_per_sec"`
-	Published         uint64             `json:"published"`
-	Delivered         uint64             `json:"delivered"`
-	PublishErrors     uint64             `json:"publish_errors"`
-	PollErrors        uint64             `json:"poll_errors"`
-	Dups              uint64             `json:"dups"`
-	Outstanding       int64              `json:"outstanding_after_drain"`
-	Latency           Percentiles        `json:"latency"`
+	PublishersUsed  int         `json:"publishers_used"`
+	PublishedPerSec float64     `json:"published_per_sec"`
+	DeliveredPerSec float64     `json:"delivered_per_sec"`
+	RequestsPerSec  float64     `json:"publish_requests_per_sec"`
+	Published       uint64      `json:"published"`
+	Delivered       uint64      `json:"delivered"`
+	PublishErrors   uint64      `json:"publish_errors"`
+	PollErrors      uint64      `json:"poll_errors"`
+	Dups            uint64      `json:"dups"`
+	Outstanding     int64       `json:"outstanding_after_drain"`
+	Latency         Percentiles `json:"latency"`
+	// LastCopy, in group mode, is the latency of each group message's
+	// last member's copy.
+	LastCopy          *Percentiles       `json:"last_copy_latency,omitempty"`
 	ServerCPU         float64            `json:"server_cpu_seconds"`
 	ServerCPUByGroup  map[string]float64 `json:"server_cpu_seconds_by_process"`
 	ServerCPUPer1k    float64            `json:"server_cpu_seconds_per_1k"`
@@ -224,8 +230,15 @@ func Run(opts RunOptions, gens []Generator) (*Result, error) {
 		}
 		pr := PhaseResult{Phase: ph, PublishersUsed: pubs, ServerCPUByGroup: map[string]float64{}, LoadAvg: LoadAvg()}
 		hist := &HistSnapshot{Counts: make([]uint64, histBuckets)}
+		var last *HistSnapshot
 		var window64 uint64
 		for _, s := range stats {
+			if s.LastCopy != nil {
+				if last == nil {
+					last = &HistSnapshot{Counts: make([]uint64, histBuckets)}
+				}
+				last.Merge(s.LastCopy.Snapshot())
+			}
 			pr.Published += s.PublishedTotal
 			pr.Delivered += s.Delivered
 			pr.PublishErrors += s.PublishErrors
@@ -240,6 +253,10 @@ func Run(opts RunOptions, gens []Generator) (*Result, error) {
 		}
 		pr.DeliveredPerSec = float64(window64) / ph.Duration.Seconds()
 		pr.Latency = hist.Percentiles()
+		if last != nil {
+			p := last.Percentiles()
+			pr.LastCopy = &p
+		}
 		for k := range p0 {
 			d := CPUDelta(p0[k], p1[k])
 			pr.ServerCPU += d
@@ -468,6 +485,15 @@ func WriteTable(w io.Writer, res *Result) {
 			p.ServerCPUPer1k, p.GeneratorCPUPer1k, p.RedisPerDelivered, p.PublishErrors+p.PollErrors, 100*p.OtherCPU/p.Duration.Seconds())
 	}
 	f := res.Final
+	if res.Config.Groups > 0 {
+		fmt.Fprintf(w, "\ngroup mode: %d groups of %d members; rate is group messages per second, pub/s and dlv/s count copies; the last member's copy of each group message:\n",
+			res.Config.Groups, res.Config.Subscribers/res.Config.Groups)
+		for _, p := range res.Phases {
+			if l := p.LastCopy; l != nil {
+				fmt.Fprintf(w, "%-10s %d group messages: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", p.Name, l.Count, l.P50, l.P99, l.Max)
+			}
+		}
+	}
 	fmt.Fprintf(w, "\npublished %d, delivered %d, lost %d, duplicated %d, extra %d; errors %d (poll %d, dial %d, publish %d, misrouted %d, gaps %d, resets %d); reconnects %d\n",
 		f.Published, f.Delivered, f.Lost, f.Dups, f.Extra, res.Errors, f.PollErrors, f.DialErrors, f.PubErrors, f.Misrouted, f.Gaps, f.Resets, f.Reconnects)
 	if f.Lost > 0 {

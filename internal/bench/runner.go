@@ -59,6 +59,12 @@ type GenConfig struct {
 	// Idle is how many subscribers (the last ones) get no message: their
 	// polls are held until they time out. Default 0.
 	Idle int
+	// Groups, when above 0, runs group mode: subscriber i is a member of
+	// group i mod Groups, each publish request sends one message to one
+	// group (in turn), and each member gets a copy; phases' rates are
+	// group messages per second, and published and delivered count
+	// copies. Default 0: one message per client.
+	Groups int
 }
 
 // Runner is the load generator: it holds the subscribers and runs the
@@ -76,6 +82,13 @@ type Runner struct {
 	hist     atomic.Pointer[Histogram]
 	nextMsg  atomic.Uint64 // global message index, across phases
 	phaseReq atomic.Uint64 // request index within the current phase
+
+	// In group mode, the latest copy of each group message (by its index)
+	// so far, since it was sent, in ns: the last member's.
+	lastMu sync.Mutex
+	last   map[uint64]int64
+	// members of each group, in group mode.
+	members [][]*subscriber
 
 	connected   atomic.Int64
 	connectedEv atomic.Int64 // subscribers that sent their first poll
@@ -99,6 +112,7 @@ type Runner struct {
 
 type subscriber struct {
 	idx   int
+	want  int // the payloads' subscriber field: idx, or its group in group mode
 	st    SubState
 	addr  string
 	host  string
@@ -117,6 +131,10 @@ func NewRunner(cfg GenConfig) (*Runner, error) {
 	}
 	if cfg.Idle < 0 || cfg.Idle >= cfg.Subscribers {
 		return nil, fmt.Errorf("bench: %d idle subscribers of %d: want at least one that gets messages", cfg.Idle, cfg.Subscribers)
+	}
+	if cfg.Groups < 0 || cfg.Groups > cfg.Subscribers || cfg.Groups > 0 && cfg.Idle > 0 {
+		return nil, fmt.Errorf("bench: %d groups of %d subscribers (%d idle): want 0, or 1 to %d without idle subscribers",
+			cfg.Groups, cfg.Subscribers, cfg.Idle, cfg.Subscribers)
 	}
 	cfg.SourceAddrs = max(cfg.SourceAddrs, 1)
 	if cfg.SourceAddrs > 250 {
@@ -146,6 +164,9 @@ func NewRunner(cfg GenConfig) (*Runner, error) {
 		if p.Batch > cfg.Subscribers-cfg.Idle {
 			return nil, fmt.Errorf("bench: phase %s: batch %d is larger than the %d subscribers that get messages", p.Name, p.Batch, cfg.Subscribers-cfg.Idle)
 		}
+		if cfg.Groups > 0 && p.Batch != 1 {
+			return nil, fmt.Errorf("bench: phase %s: batch %d: group mode publishes one group message per request", p.Name, p.Batch)
+		}
 		if p.Duration <= 0 {
 			return nil, fmt.Errorf("bench: phase %s: no duration", p.Name)
 		}
@@ -166,15 +187,47 @@ func NewRunner(cfg GenConfig) (*Runner, error) {
 	r.deadline = time.Now().Add(cfg.MaxRun)
 	r.ctx, r.cancel = context.WithDeadline(context.Background(), r.deadline)
 	r.subs = make([]*subscriber, cfg.Subscribers)
+	if cfg.Groups > 0 {
+		r.members = make([][]*subscriber, cfg.Groups)
+		r.last = map[uint64]int64{}
+	}
 	for i := range r.subs {
 		ip := net.IPv4(127, 0, 0, byte(1+i%cfg.SourceAddrs))
 		h := r.hosts[i%len(r.hosts)]
-		r.subs[i] = &subscriber{
-			idx: i, st: SubState{ID: cfg.IDPrefix + strconv.Itoa(i)},
+		s := &subscriber{
+			idx: i, want: i, st: SubState{ID: cfg.IDPrefix + strconv.Itoa(i)},
 			addr: h, host: h, local: &net.TCPAddr{IP: ip},
 		}
+		if cfg.Groups > 0 {
+			s.want = i % cfg.Groups
+			s.st.ID = cfg.Target.Subscriber(s.st.ID, r.groupName(s.want))
+			r.members[s.want] = append(r.members[s.want], s)
+		}
+		r.subs[i] = s
 	}
 	return r, nil
+}
+
+// groupName is the name of group g in group mode.
+func (r *Runner) groupName(g int) string { return r.cfg.IDPrefix + "g" + strconv.Itoa(g) }
+
+// JoinGroups registers every group's members with the servers, when the
+// target needs that (Joiner), before Connect.
+func (r *Runner) JoinGroups() error {
+	j, ok := r.cfg.Target.(Joiner)
+	if !ok || r.cfg.Groups == 0 {
+		return nil
+	}
+	for g, members := range r.members {
+		ids := make([]string, len(members))
+		for i, s := range members {
+			ids[i] = s.st.ID
+		}
+		if err := j.Join(r.cfg.URLs[g%len(r.cfg.URLs)], r.groupName(g), ids); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Runner) noteErr(kind string, err error) {
@@ -325,7 +378,7 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 		}
 		h := r.hist.Load()
 		n, perr := ScanPayloads(resp.Body, func(p Payload) {
-			if p.Sub != s.idx {
+			if p.Sub != s.want {
 				r.misrouted.Add(1)
 				return
 			}
@@ -340,6 +393,9 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 			h.Record(time.Duration(now - p.SentNanos))
 			if tl != nil {
 				tl.noteDelivered(p.SentNanos, now)
+			}
+			if r.last != nil {
+				r.noteCopy((p.Seq-1)*uint64(r.cfg.Groups)+uint64(p.Sub), now-p.SentNanos)
 			}
 		})
 		switch {
@@ -373,6 +429,29 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 	}
 }
 
+// noteCopy records a group message's copy delivered d ns after it was
+// sent: the message's latest copy so far when later than the others.
+func (r *Runner) noteCopy(msg uint64, d int64) {
+	r.lastMu.Lock()
+	if d > r.last[msg] {
+		r.last[msg] = d
+	}
+	r.lastMu.Unlock()
+}
+
+// lastCopies returns, and forgets, the latency of each group message's
+// latest copy.
+func (r *Runner) lastCopies() Sparse {
+	h := new(Histogram)
+	r.lastMu.Lock()
+	for _, d := range r.last {
+		h.Record(time.Duration(d))
+	}
+	clear(r.last)
+	r.lastMu.Unlock()
+	return h.Snapshot().Sparse()
+}
+
 func (r *Runner) pollFailed(s *subscriber, c *Conn, err error) {
 	r.dropConn(s, c)
 	if r.ctx.Err() != nil {
@@ -397,6 +476,9 @@ type PhaseStats struct {
 	DrainSeconds    float64 `json:"drain_seconds"`
 	GenCPU          float64 `json:"generator_cpu_seconds"` // in the window
 	Latency         Sparse  `json:"latency"`
+	// LastCopy, in group mode, is the latency of each group message's
+	// last member's copy (one value per group message).
+	LastCopy *Sparse `json:"last_copy,omitempty"`
 }
 
 type counters struct {
@@ -418,6 +500,9 @@ func (r *Runner) RunPhase(i int, onWindow func(start bool)) (PhaseStats, error) 
 	ph := r.cfg.Phases[i]
 	r.hist.Store(new(Histogram))
 	r.phaseReq.Store(0)
+	if r.last != nil {
+		r.lastCopies() // copies of the phase before that came late
+	}
 	c0 := r.counters()
 	cpu0 := SelfCPU()
 	start := time.Now()
@@ -456,7 +541,13 @@ func (r *Runner) RunPhase(i int, onWindow func(start bool)) (PhaseStats, error) 
 	}
 	c2 := r.counters()
 	lost, _, _ := r.Accounting()
+	var last *Sparse
+	if r.last != nil {
+		l := r.lastCopies()
+		last = &l
+	}
 	return PhaseStats{
+		LastCopy:        last,
 		Published:       c1.published - c0.published,
 		PublishRequests: c1.pubRequests - c0.pubRequests,
 		PublishErrors:   c2.pubErrors - c0.pubErrors,
@@ -525,11 +616,17 @@ func (r *Runner) pubLoop(j int, ph Phase, start, end time.Time) {
 			r.cfg.Timeline.noteSent(base, b, sent)
 		}
 		payloads = payloads[:0]
-		for m := range b {
-			g := base + m
-			sub := g % n
-			payloads = AppendPayload(payloads, int(sub), g/n+1, sent)
-			msgs[m] = OutMsg{To: r.subs[sub].st.ID, Payload: payloads[len(payloads)-PayloadSize:]}
+		if groups := uint64(r.cfg.Groups); groups > 0 { // b is 1
+			g := base % groups
+			payloads = AppendPayload(payloads, int(g), base/groups+1, sent)
+			msgs[0] = OutMsg{To: r.groupName(int(g)), Group: true, Payload: payloads}
+		} else {
+			for m := range b {
+				g := base + m
+				sub := g % n
+				payloads = AppendPayload(payloads, int(sub), g/n+1, sent)
+				msgs[m] = OutMsg{To: r.subs[sub].st.ID, Payload: payloads[len(payloads)-PayloadSize:]}
+			}
 		}
 		resp, err := c.Do(r.cfg.Target.AppendPublish(c.Buf(), host, msgs), time.Now().Add(10*time.Second))
 		if err == nil {
@@ -543,12 +640,20 @@ func (r *Runner) pubLoop(j int, ph Phase, start, end time.Time) {
 			r.sleep(50 * time.Millisecond)
 			continue
 		}
-		for m := range b {
-			g := base + m
-			r.subs[g%n].tr.Acked(g/n + 1)
-		}
 		r.pubRequests.Add(1)
-		r.published.Add(b)
+		if groups := uint64(r.cfg.Groups); groups > 0 {
+			members := r.members[base%groups]
+			for _, s := range members {
+				s.tr.Acked(base/groups + 1)
+			}
+			r.published.Add(uint64(len(members)))
+		} else {
+			for m := range b {
+				g := base + m
+				r.subs[g%n].tr.Acked(g/n + 1)
+			}
+			r.published.Add(b)
+		}
 		if resp.Close {
 			_ = c.Close()
 			c = nil

@@ -3,8 +3,11 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +35,18 @@ type Target interface {
 	// Held asks the server at baseURL how many polls it holds now (best
 	// effort, for waiting until every poll is really held).
 	Held(baseURL string) (int, error)
+	// Subscriber is the id a subscriber polls with when it is a member
+	// of group (group mode): its own client id (cometbox: the group
+	// reaches it through its membership), or the group's channel (Nchan:
+	// every subscriber of a channel gets its messages).
+	Subscriber(client, group string) string
+}
+
+// Joiner is a Target whose group members must be registered before
+// they are published to (cometbox; Nchan has no membership).
+type Joiner interface {
+	// Join makes clients members of group on the server at baseURL.
+	Join(baseURL, group string, clients []string) error
 }
 
 // SubState is one subscriber's identity and position.
@@ -44,7 +59,9 @@ type SubState struct {
 
 // OutMsg is one message to publish.
 type OutMsg struct {
+	// To is the recipient: a client, or with Group a group.
 	To      string
+	Group   bool
 	Payload []byte
 }
 
@@ -127,6 +144,9 @@ func (c *Cometbox) AppendPublish(b []byte, host string, msgs []OutMsg) []byte {
 	n := len("<messages></messages>")
 	for _, m := range msgs {
 		n += len(`<message to=""></message>`) + len(m.To) + len(m.Payload)
+		if m.Group {
+			n += len("group") - len("to")
+		}
 	}
 	b = append(b, "POST /publish HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
@@ -140,7 +160,11 @@ func (c *Cometbox) AppendPublish(b []byte, host string, msgs []OutMsg) []byte {
 	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, "\r\n\r\n<messages>"...)
 	for _, m := range msgs { // ids and payloads need no XML escaping
-		b = append(b, `<message to="`...)
+		if m.Group {
+			b = append(b, `<message group="`...)
+		} else {
+			b = append(b, `<message to="`...)
+		}
 		b = append(b, m.To...)
 		b = append(b, `">`...)
 		b = append(b, m.Payload...)
@@ -153,8 +177,39 @@ func (*Cometbox) CheckPublish(r *Response, n int) error {
 	if r.Status != 200 {
 		return fmt.Errorf("publish: status %d: %s", r.Status, trunc(r.Body))
 	}
-	if got := bytes.Count(r.Body, []byte(" id=")); got != n {
-		return fmt.Errorf("publish: %d ids in the answer for %d messages", got, n)
+	if got := bytes.Count(r.Body, []byte(" id=")) + bytes.Count(r.Body, []byte(" members=")); got != n {
+		return fmt.Errorf("publish: %d receipts in the answer for %d messages", got, n)
+	}
+	return nil
+}
+
+func (*Cometbox) Subscriber(client, _ string) string { return client }
+
+// Join posts the members to POST /groups/{group}/members, a thousand at
+// a time.
+func (c *Cometbox) Join(baseURL, group string, clients []string) error {
+	cl := http.Client{Timeout: 30 * time.Second}
+	for len(clients) > 0 {
+		n := min(len(clients), 1000)
+		body, _ := json.Marshal(map[string][]string{"clients": clients[:n]})
+		clients = clients[n:]
+		req, err := http.NewRequest(http.MethodPost, baseURL+"/groups/"+url.PathEscape(group)+"/members", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if c.Secret != "" {
+			req.Header.Set("Authorization", "Bearer "+c.Secret)
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			return fmt.Errorf("join group %s: %w", group, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("join group %s: status %d: %s", group, resp.StatusCode, trunc(b))
+		}
 	}
 	return nil
 }
@@ -208,6 +263,8 @@ func (*Nchan) HandlePoll(r *Response, s *SubState) (PollOutcome, error) {
 }
 
 func (*Nchan) MaxBatch() int { return 1 }
+
+func (*Nchan) Subscriber(_, group string) string { return group }
 
 func (n *Nchan) AppendPublish(b []byte, host string, msgs []OutMsg) []byte {
 	m := msgs[0]
