@@ -399,10 +399,13 @@ func TestClusterUnderChange(t *testing.T) {
 		}
 	})
 	after := steady("after the changes")
-	// The buckets are coarse and the machine may be shared: twice the
-	// baseline, or 100 ms. A channel left behind would wait for a probe
-	// interval or a poll timeout, far above either.
-	if after > max(2*baseline, 0.1) {
+	// The buckets are coarse (…, 0.1, 0.25, 0.5, 1 s) and CI runs this
+	// beside other packages' tests under the race detector on two cores,
+	// where a burst of re-polls after a failover reaches the 250 ms bucket:
+	// four times the baseline, or 250 ms. A channel left behind would wait
+	// for a probe interval and its timeout (1.5 s here) or a poll timeout,
+	// well above either.
+	if after > max(4*baseline, 0.25) {
 		t.Errorf("delivery p99 under %v ms after the changes; baseline %v ms", after*1000, baseline*1000)
 	}
 	stopPub()
