@@ -16,7 +16,18 @@
 # Usage: scripts/bench-compare.sh            (about 25 minutes)
 #        RUNS=1 SUBS=2000 SHORT=1 SKIP_HOLD=1 scripts/bench-compare.sh   (a 4-minute look)
 #        RUNS=0 scripts/bench-compare.sh    (only the hold checks)
+#        BENCH_GROUPS=1 scripts/bench-compare.sh  (groups: one group of 10,000 members, about 30 minutes)
 # Environment: RUNS SUBS WORKERS PUBLISHERS OUT SHORT SKIP_HOLD SKIP_NCHAN
+#   BENCH_GROUPS group mode (docs/performance.md, "Groups"; bash keeps
+#                GROUPS for itself): BENCH_GROUPS groups of MEMBERS
+#                members (default 10,000) each, one group message per
+#                publish, the phases (SWEEP) in group messages per second;
+#                every server long-polling and with event streams
+#                (MODES_GROUPS, default "poll stream"), Nchan with Redis
+#                storage and with its own memory only
+#                (NCHAN_STORAGE_GROUPS, default "redis memory"),
+#                PUBLISHERS_GROUPS (default 8) publisher connections; no
+#                batches, no hold checks
 #   SWEEP        the phases both servers run (default below); BATCH the
 #                phases only cometbox runs after them (empty: none). E.g.
 #                SWEEP=r2000=2000/1/10s BATCH= RUNS=5 SKIP_HOLD=1 measures
@@ -42,6 +53,22 @@ SKIP_NCHAN=${SKIP_NCHAN:-0}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-${TMPDIR:-/tmp}/cometbox-bench/$STAMP}
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+
+BENCH_GROUPS=${BENCH_GROUPS:-0}
+MEMBERS=${MEMBERS:-10000}
+MODES=${MODES:-poll}
+NCHAN_STORAGE=${NCHAN_STORAGE:-redis}
+GROUP_ARGS=()
+if [ "$BENCH_GROUPS" -gt 0 ]; then
+  SUBS=$((BENCH_GROUPS * MEMBERS))
+  SWEEP=${SWEEP:-"g1=1/1/30s,g2=2/1/10s,g3=3/1/10s,g4=4/1/10s,g6=6/1/10s,g8=8/1/10s"}
+  BATCH=""
+  SKIP_HOLD=1
+  PUBLISHERS=${PUBLISHERS_GROUPS:-8} # a group publish is answered once fanned out
+  MODES=${MODES_GROUPS:-"poll stream"}
+  NCHAN_STORAGE=${NCHAN_STORAGE_GROUPS:-"redis memory"}
+  GROUP_ARGS=(-groups "$BENCH_GROUPS")
+fi
 
 # phases: NAME=RATE/BATCH/DURATION (see cometbox-bench run -h)
 if [ -n "${SWEEP+set}" ]; then
@@ -189,12 +216,15 @@ start_node() { # DIR NAME
 }
 
 NGINX_PID="" NCHAN_URL=""
-start_nchan() { # DIR WORKERS
+start_nchan() { # DIR WORKERS [memory]
   local port
   port=$(free_port)
   mkdir -p "$1/tmp"
   sed -e "s#@PREFIX@#$1#g; s#@MODULE@#$NCHAN_MODULE#; s#@WORKERS@#$2#; s#@PORT@#$port#; s#@REDIS_PORT@#$REDIS_PORT#" \
     scripts/nchan-nginx.conf.tmpl >"$1/nginx.conf"
+  if [ "${3:-}" = memory ]; then # Nchan's own shared memory only: no Redis
+    sed -i -e '/nchan_redis_pass/d' -e '/upstream redis_server {/,/}/d' "$1/nginx.conf"
+  fi
   "$NGINX" -p "$1" -c "$1/nginx.conf" -g 'daemon off;' &
   NGINX_PID=$!
   STARTED+=("$NGINX_PID")
@@ -256,27 +286,38 @@ for run in $(seq "$RUNS"); do
   d=$OUT/run$run
   mkdir -p "$d"
 
-  s=$WORK/cb$run && mkdir -p "$s"
-  start_redis "$s"
-  start_node "$s" node1
-  bench cometbox "$d/cometbox.json" -target cometbox -url "$NODE_URL" -subs "$SUBS" \
-    -phases "$SWEEP${BATCH:+,$BATCH}" -pid "node=$NODE_PID" -pid "redis=$REDIS_PID" -redis "127.0.0.1:$REDIS_PORT"
-  stop_started
+  for mode in $MODES; do
+    # labels: cometbox, nchan-wN as before; with streams or Nchan's memory
+    # storage, a suffix says so
+    sfx="" margs=("${GROUP_ARGS[@]}")
+    if [ "$mode" = stream ]; then sfx="-stream" margs+=(-stream); fi
+    s=$WORK/cb$run$sfx && mkdir -p "$s"
+    start_redis "$s"
+    start_node "$s" node1
+    bench "cometbox$sfx" "$d/cometbox$sfx.json" -target cometbox -url "$NODE_URL" -subs "$SUBS" "${margs[@]}" \
+      -phases "$SWEEP${BATCH:+,$BATCH}" -pid "node=$NODE_PID" -pid "redis=$REDIS_PID" -redis "127.0.0.1:$REDIS_PORT"
+    stop_started
 
-  if [ "$SKIP_NCHAN" != 1 ]; then
-    for w in $WORKERS; do
-      s=$WORK/nchan$run-w$w && mkdir -p "$s"
-      start_redis "$s"
-      start_nchan "$s" "$w"
-      bench "nchan-w$w" "$d/nchan-w$w.json" -target nchan -url "$NCHAN_URL" -subs "$SUBS" -workers "$w" \
-        -phases "$SWEEP" -pid "nginx=$NGINX_PID+" -pid "redis=$REDIS_PID" -redis "127.0.0.1:$REDIS_PORT"
-      if grep -q -E 'worker process [0-9]+ exited on signal' "$s/error.log" 2>/dev/null; then
-        log "nchan-w$w: nginx workers crashed during the run:"
-        grep -E 'exited on signal' "$s/error.log" | head -5 | tee -a "$d/nchan-w$w.txt" >&2
-      fi
-      stop_started
-    done
-  fi
+    if [ "$SKIP_NCHAN" != 1 ]; then
+      for storage in $NCHAN_STORAGE; do
+        for w in $WORKERS; do
+          label="nchan-w$w"
+          [ "$storage" = redis ] || label="nchan-$storage-w$w"
+          label=$label$sfx
+          s=$WORK/nchan$run-$label && mkdir -p "$s"
+          start_redis "$s"
+          start_nchan "$s" "$w" "$storage"
+          bench "$label" "$d/$label.json" -target nchan -url "$NCHAN_URL" -subs "$SUBS" -workers "$w" "${margs[@]}" \
+            -phases "$SWEEP" -pid "nginx=$NGINX_PID+" -pid "redis=$REDIS_PID" -redis "127.0.0.1:$REDIS_PORT"
+          if grep -q -E 'worker process [0-9]+ exited on signal' "$s/error.log" 2>/dev/null; then
+            log "$label: nginx workers crashed during the run:"
+            grep -E 'exited on signal' "$s/error.log" | head -5 | tee -a "$d/$label.txt" >&2
+          fi
+          stop_started
+        done
+      done
+    fi
+  done
 done
 
 # --- hold checks (cometbox) ---------------------------------------------------
@@ -303,7 +344,10 @@ if [ "$SKIP_HOLD" != 1 ]; then
 fi
 
 # --- the table ----------------------------------------------------------------
-if compgen -G "$OUT/run*/*.json" >/dev/null; then
+if [ "$BENCH_GROUPS" -gt 0 ] && compgen -G "$OUT/run*/*.json" >/dev/null; then
+  "$BENCH" compare -groups -md "$OUT/table.md" "$OUT"/run*/*.json
+  log "done: $OUT/table.md, per-run tables in $OUT/run*/"
+elif compgen -G "$OUT/run*/*.json" >/dev/null; then
   "$BENCH" compare -md "$OUT/table.md" -svg "$OUT/latency.svg" "$OUT"/run*/*.json
   log "done: $OUT/table.md, $OUT/latency.svg, per-run tables in $OUT/run*/"
 fi

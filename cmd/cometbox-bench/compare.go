@@ -19,6 +19,7 @@ func compareCmd(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	md := fs.String("md", "", "also write the Markdown tables to this file")
 	svg := fs.String("svg", "", "write the latency-against-rate chart (SVG) to this file")
+	groups := fs.Bool("groups", false, "results of group mode (-groups): the group table, and the Redis commands per copy of each label's first phase")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -31,6 +32,16 @@ func compareCmd(args []string, stdout io.Writer) error {
 	}
 	c := bench.Compare(bench.Summarize(results))
 	var b bytes.Buffer
+	if *groups {
+		fmt.Fprintf(&b, "Medians of runs; group mode, %s.\n\n", results[0].Date)
+		c.WriteGroups(&b)
+		if len(c.Summaries) > 0 && len(c.Summaries[0].PhaseOrder) > 0 {
+			first := c.Summaries[0].PhaseOrder[0]
+			fmt.Fprintf(&b, "\nRedis commands per delivered copy in phase %s, by command:\n\n", first)
+			c.WriteRedis(&b, first)
+		}
+		return writeOut(stdout, *md, b.Bytes())
+	}
 	if c.Cometbox != nil {
 		fmt.Fprintf(&b, "Medians of runs; measured at commit %s, %s.\n\n", c.Cometbox.Commit, c.Cometbox.Date)
 	}
@@ -39,13 +50,8 @@ func compareCmd(args []string, stdout io.Writer) error {
 	c.WriteSweep(&b)
 	b.WriteString("\nRedis commands per delivered message at 2,000 msg/s, by command (INFO commandstats; in Redis 7 commands run inside Lua scripts count too):\n\n")
 	c.WriteRedis(&b, "r2000")
-	if _, err := stdout.Write(b.Bytes()); err != nil {
+	if err := writeOut(stdout, *md, b.Bytes()); err != nil {
 		return err
-	}
-	if *md != "" {
-		if err := os.WriteFile(*md, b.Bytes(), 0o644); err != nil {
-			return err
-		}
 	}
 	if *svg != "" {
 		var s bytes.Buffer
@@ -53,6 +59,17 @@ func compareCmd(args []string, stdout io.Writer) error {
 		if err := os.WriteFile(*svg, s.Bytes(), 0o644); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// writeOut writes the tables to stdout and, when md is set, to that file.
+func writeOut(stdout io.Writer, md string, b []byte) error {
+	if _, err := stdout.Write(b); err != nil {
+		return err
+	}
+	if md != "" {
+		return os.WriteFile(md, b, 0o644)
 	}
 	return nil
 }

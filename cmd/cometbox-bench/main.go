@@ -89,7 +89,7 @@ type runFlags struct {
 	subs, sourceAddrs, publishers, procs, dialConc, workers, groups int
 	pids, redis                                                     multiFlag
 	drain, connectTimeout, maxRun, settle, heldWait                 time.Duration
-	child, quiet                                                    bool
+	child, quiet, stream                                            bool
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -99,6 +99,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.target, "target", "cometbox", "server protocol: cometbox or nchan")
 	fs.StringVar(&f.urls, "url", "http://127.0.0.1:8080", "comma-separated base URLs of the servers (loopback only); subscribers and publishers are spread over them")
 	fs.IntVar(&f.subs, "subs", 1000, "long-polls to hold, one client id and one TCP connection each")
+	fs.BoolVar(&f.stream, "stream", false, "subscribers hold server-sent event streams instead of long-polls (cometbox: GET /stream, acknowledging through POST /ack once a second at most, on 16 connections of their own; Nchan: its EventSource subscriber at /ev)")
 	fs.IntVar(&f.groups, "groups", 0, "group mode: the subscribers are members of this many groups (subscriber i of group i mod N), every publish sends one message to one group in turn and each member gets a copy; phase rates are group messages per second. cometbox: the members join by POST /groups/{group}/members; Nchan: each group is a channel its members subscribe to. 0: one message per client")
 	fs.IntVar(&f.sourceAddrs, "source-addrs", 8, "spread subscriber connections over source addresses 127.0.0.1..127.0.0.K")
 	fs.IntVar(&f.publishers, "publishers", 16, "publisher connections (in total, split over -procs)")
@@ -214,6 +215,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cb, ok := target.(*bench.Cometbox); ok {
+		cb.Streams = f.stream
+	}
 	urls := strings.Split(f.urls, ",")
 	limit, err := bench.RaiseNofile()
 	if err != nil {
@@ -227,7 +231,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		return bench.NewRunner(bench.GenConfig{
 			Target: target, URLs: urls, Subscribers: subs, SourceAddrs: f.sourceAddrs,
 			IDPrefix: prefix, Publishers: publishers, DialConcurrency: f.dialConc,
-			Phases: ph, Drain: f.drain, MaxRun: f.maxRun, Groups: f.groups,
+			Phases: ph, Drain: f.drain, MaxRun: f.maxRun, Groups: f.groups, Stream: f.stream,
 		})
 	}
 
@@ -278,7 +282,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 				subs++
 			}
 			pubs := max(1, f.publishers/f.procs)
-			cargs := []string{"run", "-child", "-target", f.target, "-url", f.urls,
+			cargs := []string{"run", "-child", "-target", f.target, "-url", f.urls, "-stream=" + strconv.FormatBool(f.stream),
 				"-subs", strconv.Itoa(subs), "-source-addrs", strconv.Itoa(f.sourceAddrs),
 				"-publishers", strconv.Itoa(pubs), "-phases", formatPhases(split),
 				"-id-prefix", fmt.Sprintf("%sg%d-", f.idPrefix, g), "-dial-concurrency", strconv.Itoa(max(1, f.dialConc/f.procs)),
@@ -314,7 +318,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 		ConnectTimeout: f.connectTimeout, HeldWait: f.heldWait, Settle: f.settle,
 		Progress: progressW, TTY: tty,
 		Config: bench.ResultConfig{URLs: urls, Subscribers: f.subs, Generators: f.procs, Publishers: f.publishers,
-			SourceAddrs: f.sourceAddrs, PayloadBytes: bench.PayloadSize, Workers: f.workers, Groups: f.groups},
+			SourceAddrs: f.sourceAddrs, PayloadBytes: bench.PayloadSize, Workers: f.workers, Groups: f.groups, Stream: f.stream},
 	}, gens)
 	if err != nil {
 		return err

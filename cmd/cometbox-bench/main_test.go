@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -137,17 +138,24 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // TestGroupMode runs the tool in group mode against a real node: 3
-// groups of 100 members, joined through the node's /groups route; every
-// member gets every message of its group once, and the last member's
-// copy of each group message is measured.
+// groups of 100 members, joined through the node's /groups route, long-
+// polling and then holding event streams; every member gets every
+// message of its group once, and the last member's copy of each group
+// message is measured.
 func TestGroupMode(t *testing.T) {
 	rs := redisserver.Start(t, redisserver.Options{})
 	node := nodeproc.Start(t, "bench1", "-redis-url", rs.URL(), "-max-polls-per-client", "0", "-publish-secret", "s3")
 	node.WaitReady()
 	t.Setenv("COMETBOX_BENCH_SECRET", "s3")
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) { groupMode(t, node, rs, stream) })
+	}
+}
+
+func groupMode(t *testing.T, node *nodeproc.Node, rs *redisserver.Server, stream bool) {
 	out := filepath.Join(t.TempDir(), "groups.json")
 	var stdout, stderr bytes.Buffer
-	args := []string{"-target", "cometbox", "-url", node.URL, "-subs", "300", "-groups", "3",
+	args := []string{"-target", "cometbox", "-url", node.URL, "-subs", "300", "-groups", "3", "-stream=" + strconv.FormatBool(stream),
 		"-publishers", "2", "-phases", "g10=10/1/1s,gmax=max/1/500ms",
 		"-pid", "node=" + strconv.Itoa(node.Pid()), "-redis", rs.Addr, "-settle", "100ms", "-drain", "5s",
 		"-json", out, "-quiet"}
@@ -172,5 +180,9 @@ func TestGroupMode(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "group mode: 3 groups of 100 members") {
 		t.Errorf("table:\n%s", stdout.String())
+	}
+	var cmp bytes.Buffer
+	if err := compareCmd([]string{"-groups", out}, &cmp); err != nil || !strings.Contains(cmp.String(), "| cometbox | g10 | 10 |") {
+		t.Errorf("compare -groups = %v:\n%s", err, cmp.String())
 	}
 }

@@ -335,3 +335,50 @@ func TestWindows(t *testing.T) {
 		t.Errorf("window 0 latency %+v; want 2 samples, 1 and 2 ms", p)
 	}
 }
+
+// A stream's events are read as they come, each as soon as its blank
+// line arrives, across chunk boundaries, with comments, multi-line data
+// and CRLF line ends.
+func TestEventsAsTheyCome(t *testing.T) {
+	next := make(chan string)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for part := range next {
+			fmt.Fprint(w, part)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	c, err := Dial(strings.TrimPrefix(srv.URL, "http://"), nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(append(c.Buf(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n"...), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	go func() { next <- "retry: 2000\n\n: hi\n\nevent: hello\ndata: {}\n\n" }()
+	r, _, chunked, err := c.ReadHead()
+	if err != nil || r.Status != 200 || !chunked {
+		t.Fatalf("ReadHead = %v, chunked %v, %v", r, chunked, err)
+	}
+	events := newEventReader(c.Body(chunked))
+	want := func(typ, id, data string) {
+		t.Helper()
+		ev, err := events.next()
+		if err != nil || ev.Type != typ || ev.ID != id || string(ev.Data) != data {
+			t.Fatalf("event = %+v %q, %v; want %q %q %q", ev, ev.Data, err, typ, id, data)
+		}
+	}
+	want("hello", "", "{}")
+	go func() {
+		next <- "id: e:1\r\ndata: {\"id\":1,"
+		next <- "\"data\":\"x\"}\r\n\r\nid: e:2\ndata: a\ndata: b\n\n"
+		close(next)
+	}()
+	want("", "e:1", `{"id":1,"data":"x"}`)
+	want("", "e:2", "a\nb")
+	if _, err := events.next(); err != io.EOF {
+		t.Fatalf("after the end: %v; want EOF", err)
+	}
+}

@@ -54,6 +54,11 @@ type PhaseSummary struct {
 	RedisPerDelivered                 float64
 	OtherCPUPct                       float64            // other programs' CPU, % of one core
 	RedisCalls                        map[string]float64 // per delivered message, medians
+	// LastP99 and LastMax, in group mode: the latency of each group
+	// message's last member's copy (NaN otherwise).
+	LastP99, LastMax float64
+	// RequestsPerSec: publish requests (group messages) per second.
+	RequestsPerSec float64
 }
 
 func median(xs []float64) float64 {
@@ -101,7 +106,7 @@ func Summarize(results []*Result) []*Summary {
 		s.PerHeldPss, s.PerHeldRSS, s.GeneratorCPU, s.Connected = median(pss), median(rss), median(gen), median(conn)
 		for _, p := range rs[0].Phases {
 			s.PhaseOrder = append(s.PhaseOrder, p.Name)
-			var col [12][]float64
+			var col [15][]float64
 			calls := map[string][]float64{}
 			for _, r := range rs {
 				for _, q := range r.Phases {
@@ -117,6 +122,11 @@ func Summarize(results []*Result) []*Summary {
 					for k, v := range q.RedisCalls {
 						calls[k] = append(calls[k], float64(v)/max(delivered, 1))
 					}
+					if l := q.LastCopy; l != nil {
+						col[12] = append(col[12], l.P99)
+						col[13] = append(col[13], l.Max)
+					}
+					col[14] = append(col[14], q.RequestsPerSec)
 				}
 			}
 			ps := PhaseSummary{
@@ -125,6 +135,7 @@ func Summarize(results []*Result) []*Summary {
 				ServerCPUPer1k: median(col[8]), GeneratorCPUPer1k: median(col[9]), RedisPerDelivered: median(col[10]),
 				OtherCPUPct: median(col[11]),
 				RedisCalls:  map[string]float64{},
+				LastP99:     median(col[12]), LastMax: median(col[13]), RequestsPerSec: median(col[14]),
 			}
 			for k, v := range calls {
 				for len(v) < len(rs) { // absent in a run: zero calls
@@ -341,6 +352,32 @@ func (c *Comparison) WriteSweep(w io.Writer) {
 				s.Label, name, rate, p.PublishedPerSec, p.DeliveredPerSec, p.P50, p.P90, p.P99, p.Max,
 				p.ServerCPUPer1k, p.GeneratorCPUPer1k, p.RedisPerDelivered, p.OtherCPUPct)
 		}
+	}
+}
+
+// WriteGroups writes group mode's table: for every label and phase the
+// group messages offered and published per second, the copies delivered
+// per second, the latency of every member's copy and of each group
+// message's last one, the servers' CPU and Redis commands per copy, and
+// the losses of the label's runs.
+func (c *Comparison) WriteGroups(w io.Writer) {
+	fmt.Fprintln(w, "| run | phase | group msg/s offered | group msg/s published | copies delivered/s | p50 ms | p99 ms | max ms | last copy p99 ms | last copy max ms | server CPU s/1k copies | Redis cmds/copy | other programs' CPU % |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, s := range c.Summaries {
+		for _, name := range s.PhaseOrder {
+			p := s.Phases[name]
+			rate := "max"
+			if p.Rate > 0 {
+				rate = fmt.Sprintf("%.0f", p.Rate)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %.1f | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.3f | %.2f | %.0f |\n",
+				s.Label, name, rate, p.RequestsPerSec, p.DeliveredPerSec, p.P50, p.P99, p.Max, p.LastP99, p.LastMax,
+				p.ServerCPUPer1k, p.RedisPerDelivered, p.OtherCPUPct)
+		}
+	}
+	fmt.Fprintln(w)
+	for _, s := range c.Summaries {
+		fmt.Fprintf(w, "- **%s** (%d runs): errors %d, lost %d, duplicated %d\n", s.Label, s.Runs, s.Errors, s.Lost, s.Dups)
 	}
 }
 

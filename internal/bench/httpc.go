@@ -96,65 +96,9 @@ func (c *Conn) Send(req []byte, deadline time.Time) error {
 
 // ReadResponse reads one response from the connection.
 func (c *Conn) ReadResponse() (*Response, error) {
-	r := &c.resp
-	r.Status, r.Close, r.RetryAfter = 0, false, 0
-	r.Body = r.Body[:0]
-	for i := range r.Header {
-		r.Header[i] = ""
-	}
-	line, err := c.line()
+	r, contentLength, chunked, err := c.ReadHead()
 	if err != nil {
 		return nil, err
-	}
-	// HTTP/1.1 200 OK
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return nil, fmt.Errorf("%w: status line %q", ErrMalformed, trunc(line))
-	}
-	if line[7] == '0' {
-		r.Close = true
-	}
-	st, ok := parseFixed(line[9:12])
-	if !ok {
-		return nil, fmt.Errorf("%w: status line %q", ErrMalformed, trunc(line))
-	}
-	r.Status = int(st)
-	contentLength, chunked := -1, false
-	for range 200 { // at most 200 header lines
-		line, err = c.line()
-		if err != nil {
-			return nil, err
-		}
-		if len(line) == 0 {
-			break
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, fmt.Errorf("%w: header %q", ErrMalformed, trunc(line))
-		}
-		name, val := line[:colon], bytes.TrimSpace(line[colon+1:])
-		switch {
-		case asciiEqualFold(name, "Content-Length"):
-			n, ok := parseFixed(val)
-			if !ok || len(val) == 0 {
-				return nil, fmt.Errorf("%w: Content-Length %q", ErrMalformed, val)
-			}
-			contentLength = int(n)
-		case asciiEqualFold(name, "Transfer-Encoding"):
-			chunked = asciiEqualFold(val, "chunked")
-		case asciiEqualFold(name, "Connection"):
-			if asciiEqualFold(val, "close") {
-				r.Close = true
-			}
-		case asciiEqualFold(name, "Retry-After"):
-			if n, ok := parseFixed(val); ok {
-				r.RetryAfter = int(n)
-			}
-		}
-		for i, w := range c.want {
-			if asciiEqualFold(name, w) {
-				r.Header[i] = string(val)
-			}
-		}
 	}
 	switch {
 	case r.Status == 204 || r.Status == 304 || r.Status < 200:
@@ -179,6 +123,122 @@ func (c *Conn) ReadResponse() (*Response, error) {
 		r.Body = append(r.Body, b...)
 	}
 	return r, nil
+}
+
+// ReadHead reads a response's status line and headers, and says how its
+// body is framed: contentLength (-1 when not given) or chunked. The
+// caller reads the body (ReadResponse does, whole; a stream reads it as
+// it comes, with Body).
+func (c *Conn) ReadHead() (r *Response, contentLength int, chunked bool, err error) {
+	r = &c.resp
+	r.Status, r.Close, r.RetryAfter = 0, false, 0
+	r.Body = r.Body[:0]
+	for i := range r.Header {
+		r.Header[i] = ""
+	}
+	line, err := c.line()
+	if err != nil {
+		return nil, 0, false, err
+	}
+	// HTTP/1.1 200 OK
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return nil, 0, false, fmt.Errorf("%w: status line %q", ErrMalformed, trunc(line))
+	}
+	if line[7] == '0' {
+		r.Close = true
+	}
+	st, ok := parseFixed(line[9:12])
+	if !ok {
+		return nil, 0, false, fmt.Errorf("%w: status line %q", ErrMalformed, trunc(line))
+	}
+	r.Status = int(st)
+	contentLength = -1
+	for range 200 { // at most 200 header lines
+		line, err = c.line()
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, 0, false, fmt.Errorf("%w: header %q", ErrMalformed, trunc(line))
+		}
+		name, val := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			n, ok := parseFixed(val)
+			if !ok || len(val) == 0 {
+				return nil, 0, false, fmt.Errorf("%w: Content-Length %q", ErrMalformed, val)
+			}
+			contentLength = int(n)
+		case asciiEqualFold(name, "Transfer-Encoding"):
+			chunked = asciiEqualFold(val, "chunked")
+		case asciiEqualFold(name, "Connection"):
+			if asciiEqualFold(val, "close") {
+				r.Close = true
+			}
+		case asciiEqualFold(name, "Retry-After"):
+			if n, ok := parseFixed(val); ok {
+				r.RetryAfter = int(n)
+			}
+		}
+		for i, w := range c.want {
+			if asciiEqualFold(name, w) {
+				r.Header[i] = string(val)
+			}
+		}
+	}
+	return r, contentLength, chunked, nil
+}
+
+// Body returns a reader of the body of the response whose head ReadHead
+// just read, as it comes: chunked, or up to the connection's end.
+func (c *Conn) Body(chunked bool) io.Reader {
+	if chunked {
+		return &chunkReader{c: c}
+	}
+	return c.br
+}
+
+// chunkReader reads a chunked body chunk by chunk, as it arrives.
+type chunkReader struct {
+	c    *Conn
+	left int // of the current chunk
+	done bool
+}
+
+func (cr *chunkReader) Read(p []byte) (int, error) {
+	if cr.done {
+		return 0, io.EOF
+	}
+	if cr.left == 0 {
+		line, err := cr.c.line()
+		if err != nil {
+			return 0, err
+		}
+		if len(line) == 0 { // the CRLF after the previous chunk
+			if line, err = cr.c.line(); err != nil {
+				return 0, err
+			}
+		}
+		if i := bytes.IndexByte(line, ';'); i >= 0 {
+			line = line[:i]
+		}
+		n, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 16, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%w: chunk size %q", ErrMalformed, trunc(line))
+		}
+		if n == 0 {
+			cr.done = true
+			return 0, io.EOF
+		}
+		cr.left = int(n)
+	}
+	n, err := cr.c.br.Read(p[:min(len(p), cr.left)])
+	cr.left -= n
+	return n, err
 }
 
 func (c *Conn) readChunked() error {

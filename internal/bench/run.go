@@ -53,6 +53,8 @@ type ResultConfig struct {
 	// Groups is the number of groups in group mode (0: none), each of
 	// Subscribers/Groups members.
 	Groups int `json:"groups,omitempty"`
+	// Stream: the subscribers held server-sent event streams.
+	Stream bool `json:"stream,omitempty"`
 }
 
 // Result is everything one run measured; the tool prints it as a table
@@ -464,8 +466,12 @@ func (p *progress) loop() {
 // WriteTable prints res as a human-readable table.
 func WriteTable(w io.Writer, res *Result) {
 	fmt.Fprintf(w, "%s (%s) %s, %d CPUs, commit %s\n", res.Label, res.Target, res.Date, res.Machine.CPUs, orDash(res.Commit))
-	fmt.Fprintf(w, "subscribers: %d connected of %d in %.1fs (servers report %d held), %d generator process(es), %d publisher connection(s)\n",
-		res.Connect.Connected, res.Connect.Subscribers, res.Connect.Seconds, res.HeldReported, res.Config.Generators, res.Config.Publishers)
+	kind := "long-polls"
+	if res.Config.Stream {
+		kind = "event streams"
+	}
+	fmt.Fprintf(w, "subscribers (%s): %d connected of %d in %.1fs (servers report %d held), %d generator process(es), %d publisher connection(s)\n",
+		kind, res.Connect.Connected, res.Connect.Subscribers, res.Connect.Seconds, res.HeldReported, res.Config.Generators, res.Config.Publishers)
 	if m := res.Memory; m != nil {
 		var parts []string
 		for i := range m.Held {

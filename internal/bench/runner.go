@@ -59,6 +59,9 @@ type GenConfig struct {
 	// Idle is how many subscribers (the last ones) get no message: their
 	// polls are held until they time out. Default 0.
 	Idle int
+	// Stream makes every subscriber hold a server-sent event stream
+	// instead of long-polling; the target must be a Streamer.
+	Stream bool
 	// Groups, when above 0, runs group mode: subscriber i is a member of
 	// group i mod Groups, each publish request sends one message to one
 	// group (in turn), and each member gets a copy; phases' rates are
@@ -89,6 +92,8 @@ type Runner struct {
 	last   map[uint64]int64
 	// members of each group, in group mode.
 	members [][]*subscriber
+	// acks carries the streams' acknowledgements (nil: none).
+	acks chan ackReq
 
 	connected   atomic.Int64
 	connectedEv atomic.Int64 // subscribers that sent their first poll
@@ -128,6 +133,9 @@ type subscriber struct {
 func NewRunner(cfg GenConfig) (*Runner, error) {
 	if cfg.Target == nil || len(cfg.URLs) == 0 || cfg.Subscribers <= 0 {
 		return nil, errors.New("bench: need a target, at least one URL and one subscriber")
+	}
+	if _, ok := cfg.Target.(Streamer); cfg.Stream && !ok {
+		return nil, fmt.Errorf("bench: %s serves no streams", cfg.Target.Name())
 	}
 	if cfg.Idle < 0 || cfg.Idle >= cfg.Subscribers {
 		return nil, fmt.Errorf("bench: %d idle subscribers of %d: want at least one that gets messages", cfg.Idle, cfg.Subscribers)
@@ -258,9 +266,17 @@ func (r *Runner) Connect(timeout time.Duration) ConnectStats {
 	start := time.Now()
 	var first sync.WaitGroup
 	first.Add(len(r.subs))
+	st, _ := r.cfg.Target.(Streamer)
+	if r.cfg.Stream && st.AppendAck(nil, "", &SubState{ID: "x", Pos: [2]string{"x:1"}}) != nil {
+		r.startAckers(st)
+	}
 	for _, s := range r.subs {
 		r.wg.Add(1)
-		go r.subLoop(s, first.Done)
+		if r.cfg.Stream {
+			go r.streamLoop(s, st, first.Done)
+		} else {
+			go r.subLoop(s, first.Done)
+		}
 	}
 	done := make(chan struct{})
 	go func() { first.Wait(); close(done) }()
@@ -376,28 +392,7 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 		if out.Reset {
 			r.resets.Add(1)
 		}
-		h := r.hist.Load()
-		n, perr := ScanPayloads(resp.Body, func(p Payload) {
-			if p.Sub != s.want {
-				r.misrouted.Add(1)
-				return
-			}
-			if s.tr.Received(p.Seq) {
-				r.dups.Add(1)
-				if tl != nil {
-					tl.noteDup(p.SentNanos)
-				}
-				return
-			}
-			r.delivered.Add(1)
-			h.Record(time.Duration(now - p.SentNanos))
-			if tl != nil {
-				tl.noteDelivered(p.SentNanos, now)
-			}
-			if r.last != nil {
-				r.noteCopy((p.Seq-1)*uint64(r.cfg.Groups)+uint64(p.Sub), now-p.SentNanos)
-			}
-		})
+		n, perr := ScanPayloads(resp.Body, func(p Payload) { r.received(s, p, now) })
 		switch {
 		case herr != nil:
 			r.pollErrors.Add(1)
@@ -426,6 +421,30 @@ func (r *Runner) subLoop(s *subscriber, firstDone func()) {
 	}
 	if c != nil {
 		r.dropConn(s, c)
+	}
+}
+
+// received accounts for payload p, received by s at now (Unix ns).
+func (r *Runner) received(s *subscriber, p Payload, now int64) {
+	tl := r.cfg.Timeline
+	if p.Sub != s.want {
+		r.misrouted.Add(1)
+		return
+	}
+	if s.tr.Received(p.Seq) {
+		r.dups.Add(1)
+		if tl != nil {
+			tl.noteDup(p.SentNanos)
+		}
+		return
+	}
+	r.delivered.Add(1)
+	r.hist.Load().Record(time.Duration(now - p.SentNanos))
+	if tl != nil {
+		tl.noteDelivered(p.SentNanos, now)
+	}
+	if r.last != nil {
+		r.noteCopy((p.Seq-1)*uint64(r.cfg.Groups)+uint64(p.Sub), now-p.SentNanos)
 	}
 }
 

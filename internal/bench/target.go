@@ -83,7 +83,7 @@ func NewTarget(name, secret string) (Target, error) {
 	case "cometbox":
 		return &Cometbox{Secret: secret}, nil
 	case "nchan":
-		return &Nchan{SubPath: "/sub", PubPath: "/pub", StatusPath: "/nchan_status"}, nil
+		return &Nchan{SubPath: "/sub", EventPath: "/ev", PubPath: "/pub", StatusPath: "/nchan_status"}, nil
 	}
 	return nil, fmt.Errorf("unknown target %q: want cometbox or nchan", name)
 }
@@ -93,10 +93,14 @@ func retryOf(r *Response) time.Duration {
 	return min(max(d, 100*time.Millisecond), 2*time.Second)
 }
 
-// Cometbox speaks docs/protocol.md: GET /poll, POST /publish in XML.
+// Cometbox speaks docs/protocol.md: GET /poll (or /stream and POST
+// /ack), POST /publish in XML.
 type Cometbox struct {
 	// Secret is sent as "Authorization: Bearer" on publishes when set.
 	Secret string
+	// Streams makes Held count the node's open streams, not its held
+	// polls.
+	Streams bool
 }
 
 func (*Cometbox) Name() string { return "cometbox" }
@@ -214,15 +218,19 @@ func (c *Cometbox) Join(baseURL, group string, clients []string) error {
 	return nil
 }
 
-// Held reads cometbox_polls_waiting from /metrics.
-func (*Cometbox) Held(baseURL string) (int, error) {
+// Held reads cometbox_polls_waiting (or cometbox_streams_open) from
+// /metrics.
+func (c *Cometbox) Held(baseURL string) (int, error) {
+	if c.Streams {
+		return scrapeNumber(baseURL+"/metrics", "cometbox_streams_open ")
+	}
 	return scrapeNumber(baseURL+"/metrics", "cometbox_polls_waiting ")
 }
 
-// Nchan speaks Nchan's long-poll subscriber and HTTP publisher: one
-// channel per subscriber, named by ?id=.
+// Nchan speaks Nchan's long-poll (and EventSource) subscriber and HTTP
+// publisher: one channel per subscriber, named by ?id=.
 type Nchan struct {
-	SubPath, PubPath, StatusPath string
+	SubPath, EventPath, PubPath, StatusPath string
 }
 
 func (*Nchan) Name() string { return "nchan" }
