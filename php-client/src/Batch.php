@@ -51,7 +51,27 @@ final class Batch implements \Countable
         return $this;
     }
 
-    /** Adds a message made with Message::text(), json() or of(). */
+    /**
+     * Adds a message for every member of $group but $except (see
+     * Message::toGroup()); its place in send()'s answer holds how many
+     * members got a copy.
+     *
+     * @param mixed $data
+     *
+     * @throws InvalidArgumentException for a bad group name, client id or payload
+     */
+    public function addToGroup(string $group, $data, ?string $except = null): self
+    {
+        try {
+            $this->messages[] = Message::toGroup($group, $data, $except);
+        } catch (InvalidArgumentException $e) {
+            throw new InvalidArgumentException(sprintf('messages[%d]: %s', count($this->messages), $e->getMessage()), 0, $e);
+        }
+
+        return $this;
+    }
+
+    /** Adds a message made with Message::text(), json(), of() or toGroup(). */
     public function addMessage(Message $message): self
     {
         $this->messages[] = $message;
@@ -89,7 +109,8 @@ final class Batch implements \Countable
     /**
      * Publishes the batch in one request.
      *
-     * @return int[] the ids the node gave the messages, in the order they were added
+     * @return int[] the ids the node gave the messages, in the order they were added;
+     *               for a group message, how many members got a copy
      *
      * @throws InvalidArgumentException when the batch is empty or a message cannot be encoded
      * @throws ApiException             when a node refused the batch (4xx)

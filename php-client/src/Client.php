@@ -23,6 +23,8 @@ use Cometbox\Transport\Transports;
  *     $cometbox = new Client(['http://node1:8080', 'http://node2:8080'], getenv('COMETBOX_PUBLISH_SECRET'));
  *     $id = $cometbox->send('alice', 'Hello');
  *     $ids = $cometbox->batch()->add('alice', 'hi')->add('bob', ['x' => 1])->send();
+ *     $cometbox->join('room:42', ['alice', 'bob']);
+ *     $members = $cometbox->sendToGroup('room:42', 'Hi all', 'alice'); // bob: 1
  *
  * Every publish carries a random idempotency key and fails over from node
  * to node on network errors and 5xx answers, within the timeout; a 4xx
@@ -56,6 +58,9 @@ final class Client implements Publisher
 
     /** The most clients one GET /api/presence asks about; presence() splits longer lists. */
     private const PRESENCE_BATCH = 100;
+
+    /** The most clients one membership request names; join() and leave() split longer lists. */
+    private const MEMBERS_BATCH = 1000;
 
     /** @var string[] */
     private array $nodes;
@@ -173,6 +178,11 @@ final class Client implements Publisher
     public function send(string $client, $data, ?string $idempotencyKey = null): int
     {
         return $this->sendMany([Message::of($client, $data)], $idempotencyKey)[0];
+    }
+
+    public function sendToGroup(string $group, $data, ?string $except = null, ?string $idempotencyKey = null): int
+    {
+        return $this->sendMany([Message::toGroup($group, $data, $except)], $idempotencyKey)[0];
     }
 
     public function sendMany(array $messages, ?string $idempotencyKey = null): array
@@ -293,13 +303,89 @@ final class Client implements Publisher
         return isset($answer['tokens_refused_until']) ? (int) $answer['tokens_refused_until'] : null;
     }
 
+    public function join(string $group, array $clients): int
+    {
+        return $this->membership('POST', $group, $clients, 'added');
+    }
+
+    public function leave(string $group, array $clients): int
+    {
+        return $this->membership('DELETE', $group, $clients, 'removed');
+    }
+
+    public function members(string $group, ?string $after = null, int $limit = 100): GroupPage
+    {
+        ClientId::check($group, 'group name');
+        $query = self::pageQuery($after, $limit, 'client id');
+
+        return GroupPage::fromArray($this->api('GET', '/groups/' . rawurlencode($group) . '/members' . $query, '', 'members', true), 'members');
+    }
+
+    public function groupsOf(string $client, ?string $after = null, int $limit = 100): GroupPage
+    {
+        ClientId::check($client);
+        $query = self::pageQuery($after, $limit, 'group name');
+
+        return GroupPage::fromArray($this->api('GET', '/groups?member=' . rawurlencode($client) . '&' . substr($query, 1), '', 'groups', true), 'groups');
+    }
+
     /**
-     * Calls the server API and returns its JSON answer, which must have
-     * the key $expect.
+     * Adds ($method POST) or removes (DELETE) $clients, a thousand a
+     * request, and sums the answers' $count.
+     *
+     * @param array<mixed> $clients
+     */
+    private function membership(string $method, string $group, array $clients, string $count): int
+    {
+        ClientId::check($group, 'group name');
+        $ids = [];
+        foreach (array_values($clients) as $i => $client) {
+            if (!is_string($client)) {
+                throw new InvalidArgumentException(sprintf('clients[%d]: want a client id string, got %s', $i, self::typeOf($client)));
+            }
+            try {
+                ClientId::check($client);
+            } catch (InvalidArgumentException $e) {
+                throw new InvalidArgumentException(sprintf('clients[%d]: %s', $i, $e->getMessage()), 0, $e);
+            }
+            $ids[$client] = true;
+        }
+        if ($ids === []) {
+            throw new InvalidArgumentException('no clients: name one or more');
+        }
+        $n = 0;
+        foreach (array_chunk(array_keys($ids), self::MEMBERS_BATCH) as $chunk) {
+            $body = (string) json_encode(['clients' => $chunk], Message::JSON_FLAGS);
+            $answer = $this->api($method, '/groups/' . rawurlencode($group) . '/members', $body, $count, true);
+            $n += (int) $answer[$count];
+        }
+
+        return $n;
+    }
+
+    /** The ?after=&limit= of a page request, checked. */
+    private static function pageQuery(?string $after, int $limit, string $what): string
+    {
+        if ($limit < 1 || $limit > 1000) {
+            throw new InvalidArgumentException(sprintf('limit %d: want 1 to 1000', $limit));
+        }
+        $query = '?limit=' . $limit;
+        if ($after !== null) {
+            ClientId::check($after, 'after (a ' . $what . ')');
+            $query .= '&after=' . rawurlencode($after);
+        }
+
+        return $query;
+    }
+
+    /**
+     * Calls the server API (or, with $publish, the routes behind the
+     * publish secret) and returns its JSON answer, which must have the key
+     * $expect.
      *
      * @return array<string, mixed>
      */
-    private function api(string $method, string $path, string $body, string $expect): array
+    private function api(string $method, string $path, string $body, string $expect, bool $publish = false): array
     {
         $headers = [
             'Accept' => 'application/json',
@@ -308,7 +394,7 @@ final class Client implements Publisher
         if ($body !== '') {
             $headers['Content-Type'] = 'application/json';
         }
-        $secret = $this->adminSecret !== '' ? $this->adminSecret : $this->secret;
+        $secret = $this->adminSecret !== '' && !$publish ? $this->adminSecret : $this->secret;
         if ($secret !== '') {
             $headers['Authorization'] = 'Bearer ' . $secret;
         }
@@ -355,9 +441,20 @@ final class Client implements Publisher
         if ($item instanceof Message) {
             return $item;
         }
+        if (is_array($item) && array_key_exists('group', $item) && array_key_exists('data', $item)
+            && count($item) === (array_key_exists('except', $item) ? 3 : 2)) {
+            if (!is_string($item['group']) || !(is_string($item['except'] ?? '') || $item['except'] === null)) {
+                throw new InvalidArgumentException(sprintf('messages[%s]: "group" and "except" must be strings', $index));
+            }
+            try {
+                return Message::toGroup($item['group'], $item['data'], $item['except'] ?? null);
+            } catch (InvalidArgumentException $e) {
+                throw new InvalidArgumentException(sprintf('messages[%s]: %s', $index, $e->getMessage()), 0, $e);
+            }
+        }
         if (!is_array($item) || !array_key_exists('to', $item) || !array_key_exists('data', $item) || count($item) !== 2) {
             throw new InvalidArgumentException(sprintf(
-                'messages[%s]: want a Message or an array with exactly the keys "to" and "data", got %s',
+                'messages[%s]: want a Message, an array with exactly the keys "to" and "data", or one with "group", "data" and perhaps "except", got %s',
                 $index,
                 is_array($item) ? 'an array with the keys ' . implode(', ', array_map('strval', array_keys($item))) : self::typeOf($item)
             ));

@@ -10,9 +10,9 @@ use Cometbox\Exception\LogicException;
 use Cometbox\Exception\TransportException;
 
 /**
- * What an application needs from cometbox: publishing messages to clients,
- * minting their browsers' tokens, and the server API (who is online, a
- * client's queue, disconnecting a client). Client implements it; depend on
+ * What an application needs from cometbox: publishing messages to clients
+ * and groups, the groups' members, minting browsers' tokens, and the
+ * server API (who is online, a client's queue, disconnecting a client). Client implements it; depend on
  * this interface to mock cometbox in your own tests.
  */
 interface Publisher
@@ -34,12 +34,31 @@ interface Publisher
     public function send(string $client, $data, ?string $idempotencyKey = null): int;
 
     /**
+     * Publishes one message to every member of a group: each gets a copy
+     * in its own queue, acknowledged, capped and resumed as any message
+     * to it; $except (the sender's own client, say) gets none. An unknown
+     * group, or one with no member, is no error: the answer is 0.
+     *
+     * @param mixed       $data           the payload, as send() takes it
+     * @param string|null $idempotencyKey null: a random one
+     *
+     * @return int how many members got a copy
+     *
+     * @throws InvalidArgumentException for bad input; nothing was sent
+     * @throws ApiException             when a node refused the message (4xx); nothing was enqueued
+     * @throws TransportException       when no node confirmed it; retry with the same idempotency key
+     */
+    public function sendToGroup(string $group, $data, ?string $except = null, ?string $idempotencyKey = null): int;
+
+    /**
      * Publishes many messages in one request: each is a Message or an array
-     * ['to' => client id, 'data' => payload].
+     * ['to' => client id, 'data' => payload], or ['group' => group name,
+     * 'data' => payload] with an optional 'except' => client id.
      *
-     * @param array<int|string, Message|array{to: string, data: mixed}> $messages
+     * @param array<int|string, Message|array<string, mixed>> $messages
      *
-     * @return int[] the ids the node gave the messages, in order
+     * @return int[] the ids the node gave the messages, in order; for a
+     *               group message, how many members got a copy
      *
      * @throws InvalidArgumentException for bad input, naming the message; nothing was sent
      * @throws ApiException             when a node refused the batch (4xx); nothing was enqueued
@@ -118,4 +137,57 @@ interface Publisher
      * @throws TransportException       when no node answered; calling again is safe
      */
     public function disconnect(string $client, bool $refuseTokens = false, ?int $tokenTtlSeconds = null): ?int;
+
+    /**
+     * Adds clients to a group (POST /groups/{group}/members, a thousand
+     * clients a request): group messages accepted from when it returns
+     * reach them. A client already in the group stays as it is. A
+     * membership lasts as long as the client's queue: a client that
+     * neither polls nor streams, nor is sent to directly, for the nodes'
+     * -queue-ttl leaves its groups.
+     *
+     * @param string[] $clients client ids
+     *
+     * @return int how many of them were not members before
+     *
+     * @throws InvalidArgumentException for a bad group name or client id; nothing was sent
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered; calling again is safe
+     */
+    public function join(string $group, array $clients): int;
+
+    /**
+     * Removes clients from a group (DELETE /groups/{group}/members, a
+     * thousand a request): group messages accepted from when it returns
+     * do not reach them.
+     *
+     * @param string[] $clients client ids
+     *
+     * @return int how many of them were members
+     *
+     * @throws InvalidArgumentException for a bad group name or client id; nothing was sent
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered; calling again is safe
+     */
+    public function leave(string $group, array $clients): int;
+
+    /**
+     * A page of a group's members, in order of their ids, after $after
+     * (null: from the first), at most $limit (1 to 1,000).
+     *
+     * @throws InvalidArgumentException for a bad group name, client id or limit
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered
+     */
+    public function members(string $group, ?string $after = null, int $limit = 100): GroupPage;
+
+    /**
+     * A page of a client's groups, in order of their names, after $after
+     * (null: from the first), at most $limit (1 to 1,000).
+     *
+     * @throws InvalidArgumentException for a bad client id, group name or limit
+     * @throws ApiException             when a node refused the call
+     * @throws TransportException       when no node answered
+     */
+    public function groupsOf(string $client, ?string $after = null, int $limit = 100): GroupPage;
 }

@@ -29,7 +29,8 @@ interface Format
     public function encode(array $messages): string;
 
     /**
-     * Reads the ids out of a 200 answer to a publish of $messages.
+     * Reads the ids out of a 200 answer to a publish of $messages (for a
+     * group message, how many members got a copy).
      *
      * @param Message[] $messages
      *

@@ -9,7 +9,8 @@ use Cometbox\Message;
 /**
  * The JSON publish format:
  *
- *     {"messages":[{"to":"alice","data":"Hello"},{"to":"bob","data":{"x":1}}]}
+ *     {"messages":[{"to":"alice","data":"Hello"},{"to":"bob","data":{"x":1}},
+ *                  {"group":"room:42","except":"alice","data":"Hi all"}]}
  *
  * Unlike XML it can carry any Unicode text, control characters included.
  */
@@ -25,7 +26,13 @@ final class JsonFormat implements Format
         $items = [];
         foreach ($messages as $message) {
             $data = $message->isJson() ? $message->payload() : json_encode($message->payload(), Message::JSON_FLAGS);
-            $items[] = '{"to":' . json_encode($message->to(), Message::JSON_FLAGS) . ',"data":' . $data . '}';
+            if ($message->isGroup()) {
+                $head = '{"group":' . json_encode($message->group(), Message::JSON_FLAGS)
+                    . ($message->except() !== '' ? ',"except":' . json_encode($message->except(), Message::JSON_FLAGS) : '');
+            } else {
+                $head = '{"to":' . json_encode($message->to(), Message::JSON_FLAGS);
+            }
+            $items[] = $head . ',"data":' . $data . '}';
         }
 
         return '{"messages":[' . implode(',', $items) . ']}';
@@ -40,6 +47,13 @@ final class JsonFormat implements Format
         $ids = [];
         foreach (array_values($messages) as $i => $message) {
             $receipt = $doc['queued'][$i] ?? null;
+            if ($message->isGroup()) { // how many members got a copy
+                if (!is_array($receipt) || ($receipt['group'] ?? null) !== $message->group() || !is_int($receipt['members'] ?? null) || $receipt['members'] < 0) {
+                    return null;
+                }
+                $ids[] = $receipt['members'];
+                continue;
+            }
             if (!is_array($receipt) || ($receipt['to'] ?? null) !== $message->to() || !is_int($receipt['id'] ?? null) || $receipt['id'] < 1) {
                 return null;
             }

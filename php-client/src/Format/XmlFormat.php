@@ -12,7 +12,8 @@ use Cometbox\Message;
  * The XML publish format:
  *
  *     <?xml version="1.0" encoding="UTF-8"?>
- *     <messages><message to="alice">Hello &amp; welcome</message><message to="bob" type="json">{"x":1}</message></messages>
+ *     <messages><message to="alice">Hello &amp; welcome</message><message to="bob" type="json">{"x":1}</message>
+ *       <message group="room:42" except="alice">Hi all</message></messages>
  *
  * written with XMLWriter when the extension is loaded and by hand
  * otherwise; both give the same bytes. Text is escaped (& < > " and CR,
@@ -63,10 +64,17 @@ final class XmlFormat implements Format
         }
         $ids = [];
         foreach (array_values($messages) as $i => $message) {
-            preg_match_all('/\b(to|id)="([^"]*)"/', $elements[1][$i], $attrs, PREG_SET_ORDER);
+            preg_match_all('/\b(to|id|group|members)="([^"]*)"/', $elements[1][$i], $attrs, PREG_SET_ORDER);
             $attr = [];
             foreach ($attrs as $a) {
                 $attr[$a[1]] = html_entity_decode($a[2], ENT_QUOTES | ENT_XML1, 'UTF-8');
+            }
+            if ($message->isGroup()) { // how many members got a copy
+                if (($attr['group'] ?? null) !== $message->group() || preg_match('/^(0|[1-9]\d{0,18})$/', $attr['members'] ?? '') !== 1) {
+                    return null;
+                }
+                $ids[] = (int) $attr['members'];
+                continue;
             }
             if (($attr['to'] ?? null) !== $message->to() || preg_match('/^[1-9]\d{0,18}$/', $attr['id'] ?? '') !== 1) {
                 return null;
@@ -91,10 +99,10 @@ final class XmlFormat implements Format
         }
         if (preg_match(self::NOT_XML_CHAR, $payload, $m, PREG_OFFSET_CAPTURE) === 1) {
             throw new InvalidArgumentException(sprintf(
-                'messages[%s] to "%s": the text holds U+%04X at byte %d, which XML cannot carry and the node would refuse;'
+                'messages[%s] to %s: the text holds U+%04X at byte %d, which XML cannot carry and the node would refuse;'
                 . ' send it as JSON (Message::json) or publish with format "json"',
                 $index,
-                $message->to(),
+                $message->isGroup() ? 'group "' . $message->group() . '"' : '"' . $message->to() . '"',
                 Text::codePoint($m[0][0]),
                 $m[0][1]
             ));
@@ -115,7 +123,14 @@ final class XmlFormat implements Format
         $w->startElement('messages');
         foreach ($messages as $index => $message) {
             $w->startElement('message');
-            $w->writeAttribute('to', $message->to());
+            if ($message->isGroup()) {
+                $w->writeAttribute('group', $message->group());
+                if ($message->except() !== '') {
+                    $w->writeAttribute('except', $message->except());
+                }
+            } else {
+                $w->writeAttribute('to', $message->to());
+            }
             if ($message->isJson()) {
                 $w->writeAttribute('type', 'json');
             }
@@ -136,8 +151,13 @@ final class XmlFormat implements Format
     {
         $xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<messages>";
         foreach ($messages as $index => $message) {
-            $xml .= '<message to="' . strtr($message->to(), self::ESCAPES) . '"'
-                . ($message->isJson() ? ' type="json">' : '>')
+            if ($message->isGroup()) {
+                $xml .= '<message group="' . strtr($message->group(), self::ESCAPES) . '"'
+                    . ($message->except() !== '' ? ' except="' . strtr($message->except(), self::ESCAPES) . '"' : '');
+            } else {
+                $xml .= '<message to="' . strtr($message->to(), self::ESCAPES) . '"';
+            }
+            $xml .= ($message->isJson() ? ' type="json">' : '>')
                 . strtr($payloads[$index], self::ESCAPES)
                 . '</message>';
         }

@@ -190,7 +190,7 @@ final class ClientTest extends TestCase
         yield 'invalid UTF-8 inside JSON' => [[['to' => 'bob', 'data' => ['name' => "\xC3\x28"]]], 'messages[0]: message to "bob": data cannot be encoded as JSON: Malformed UTF-8'];
         yield 'NAN' => [[['to' => 'bob', 'data' => ['x' => NAN]]], 'data cannot be encoded as JSON: Inf and NaN cannot be JSON encoded'];
         yield 'resource' => [[['to' => 'bob', 'data' => STDIN]], 'Type is not supported'];
-        yield 'not an array' => [['alice'], 'messages[0]: want a Message or an array with exactly the keys "to" and "data", got string'];
+        yield 'not an array' => [['alice'], 'messages[0]: want a Message, an array with exactly the keys "to" and "data", or one with "group", "data" and perhaps "except", got string'];
         yield 'missing data' => [[['to' => 'alice']], 'got an array with the keys to'];
         yield 'extra key' => [[['to' => 'alice', 'data' => 'x', 'type' => 'json']], 'got an array with the keys to, data, type'];
         yield 'to not a string' => [[['to' => 42, 'data' => 'x']], 'messages[0]: "to" must be a client id string, got integer'];
