@@ -5,10 +5,16 @@
 //   const { Cometbox } = require("./cometbox.js");      // CommonJS (Node, bundlers)
 //   <script src="/cometbox.js"></script>               // global Cometbox
 
-/** A message as the back end published it: its id in the client's sequence, and its data (any JSON value). */
+/**
+ * A message as the back end published it: its id in the client's sequence, and its data (any JSON value).
+ * A group message arrives the same way, each member's copy with its own id in that member's sequence,
+ * acknowledged, gapped and reset like any other; only `group` tells it apart.
+ */
 export interface CometboxMessage<T = unknown> {
   id: number;
   data: T;
+  /** The group the back end sent it to (a copy of a group message); absent for a message sent to this client. */
+  group?: string;
 }
 
 /** Messages first to last can no longer be delivered (queue cap, or another page acknowledged them). */

@@ -615,14 +615,18 @@
     }
     this._cursor.id = m.id;
     this._saveCursor();
-    this._ring.push({ epoch: this._cursor.epoch, id: m.id, data: m.data });
+    var out = { id: m.id, data: m.data };
+    if (typeof m.group === "string") {
+      out.group = m.group; // a group message's copy: the group it went to
+    }
+    this._ring.push({ epoch: this._cursor.epoch, id: m.id, data: m.data, group: out.group });
     if (this._ring.length > RING) {
       this._ring.shift();
     }
     if (this.role === "leader") {
-      this._post({ t: "msg", epoch: this._cursor.epoch, id: m.id, data: m.data });
+      this._post({ t: "msg", epoch: this._cursor.epoch, id: m.id, data: m.data, group: out.group });
     }
-    this._emit("message", { id: m.id, data: m.data });
+    this._emit("message", out);
     return true;
   };
 
@@ -1530,7 +1534,7 @@
     switch (m.t) {
       case "msg":
         if (!leader) {
-          this._deliver(m.epoch, { id: m.id, data: m.data });
+          this._deliver(m.epoch, { id: m.id, data: m.data, group: m.group });
         }
         break;
       case "gap":

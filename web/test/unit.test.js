@@ -1016,3 +1016,21 @@ test("shared mode: a follower that reloads before the client's first message sti
   await sleep(100);
   assert.deepEqual(c.got.messages, []);
 });
+
+test("a group message's copy keeps its group, in this tab and in the shared mode's relays", async () => {
+  const f = fakeFetch([page([{ id: 1, data: "direct" }, { id: 2, group: "room:42", data: { x: 1 } }], "ep:2")]);
+  const { cb, got } = newClient({ fetch: f });
+  const posted = [];
+  cb.role = "leader";
+  cb._post = (m) => posted.push(m);
+  cb.start();
+  await until(() => got.messages.length === 2);
+  assert.deepEqual(got.messages, [{ id: 1, data: "direct" }, { id: 2, group: "room:42", data: { x: 1 } }]);
+  assert.deepEqual(posted.filter((m) => m.t === "msg").map((m) => m.group), [undefined, "room:42"]);
+  cb.stop();
+
+  // A follower tab delivers the relay with its group.
+  const follower = newClient({ fetch: fakeFetch([]) });
+  follower.cb._onShared({ t: "msg", from: "other", epoch: "ep", id: 5, data: "hi", group: "g" });
+  assert.deepEqual(follower.got.messages, [{ id: 5, data: "hi", group: "g" }]);
+});
