@@ -15,6 +15,7 @@ import (
 	"github.com/cometbox/cometbox/pkg/cutoff"
 	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/poll"
+	"github.com/cometbox/cometbox/pkg/queue"
 	"github.com/cometbox/cometbox/pkg/token"
 )
 
@@ -76,6 +77,8 @@ func classify(err error) apiError {
 		return apiError{http.StatusBadRequest, "invalid_message"}
 	case errors.Is(err, message.ErrNotDurable):
 		return apiError{http.StatusServiceUnavailable, "not_durable"}
+	case errors.Is(err, queue.ErrGroupBusy):
+		return apiError{http.StatusServiceUnavailable, "group_busy"}
 	case errors.Is(err, message.ErrIdempotencyConflict):
 		return apiError{http.StatusConflict, "idempotency_conflict"}
 	case errors.Is(err, errUnsupportedType):
@@ -180,6 +183,8 @@ func explain(err error) string {
 		return "this node holds its maximum of polls; retry shortly or elsewhere"
 	case "not_durable":
 		return "the messages were written but not confirmed on disk or replicas in time; retry with the same idempotency key"
+	case "group_busy":
+		return "the group's earlier messages are still being fanned out to its members, and this one was not recorded (the batch's messages to clients may have been): retry with the same idempotency key after Retry-After"
 	case "too_many_polls":
 		return "this client already holds its maximum of polls on this node"
 	case "unauthorized":

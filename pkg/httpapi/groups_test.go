@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/cometbox/cometbox/internal/redistest"
+	"github.com/cometbox/cometbox/pkg/httpapi"
+	"github.com/cometbox/cometbox/pkg/message"
 	"github.com/cometbox/cometbox/pkg/poll"
 	"github.com/cometbox/cometbox/pkg/queue"
 )
@@ -125,5 +128,25 @@ func TestGroupRoutesRefuse(t *testing.T) {
 	plain := newNode(t, secured(), poll.Options{})
 	if rec := plain.do(groupReq("GET", "/groups?member=a", "")); rec.Code != 404 {
 		t.Errorf("no groups: %d; want 404", rec.Code)
+	}
+}
+
+// busyStore refuses every publish as a group whose fan-outs are behind.
+type busyStore struct{ httpapi.Store }
+
+func (busyStore) Publish(context.Context, message.Batch) (message.Published, error) {
+	return message.Published{}, fmt.Errorf("queue: group room: behind: %w", queue.ErrGroupBusy)
+}
+
+// A group whose fan-outs are behind answers 503 group_busy, with
+// Retry-After: nothing was recorded for it.
+func TestGroupBusyIs503(t *testing.T) {
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	h := httpapi.New(busyStore{q}, poll.New(q, nil, nil, poll.Options{}), secured())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, publishReq(`<message group="room">x</message>`, "application/xml"))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), `code="group_busy"`) {
+		t.Fatalf("publish = %d %s (Retry-After %q); want 503 group_busy", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/queue"
 )
 
 // publish handles POST /publish: check, parse and validate the whole
@@ -45,7 +46,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	res, err := h.store.Publish(ctx, batch)
 	if err != nil {
-		if !errors.Is(err, message.ErrIdempotencyConflict) {
+		if !errors.Is(err, message.ErrIdempotencyConflict) && !errors.Is(err, queue.ErrGroupBusy) {
 			h.m.RedisError("enqueue")
 		}
 		h.writeError(w, r, f, err)

@@ -18,6 +18,9 @@ func FanOutPartly(ctx context.Context, q *Queue, group string, data json.RawMess
 	if _, _, _, err := q.recordJob(ctx, message.Message{Group: group, Data: data}, "", "", 0); err != nil {
 		return err
 	}
+	if pages == 0 {
+		return nil
+	}
 	const token = "dead"
 	if held, err := q.call(ctx, q.groupCall(group, "", "claim", token, leaseTTL.Milliseconds())).Int(); err != nil || held != 1 {
 		return fmt.Errorf("claim = %d, %v", held, err)

@@ -65,6 +65,16 @@ const (
 // too slow); it goes on with the job.
 var errLeaseLost = errors.New("queue: the group's lease went to another node")
 
+// GroupMaxLag is how far behind a group's fan-outs may be, from its
+// oldest message waiting, before it refuses new ones with ErrGroupBusy.
+const GroupMaxLag = 3 * time.Second
+
+// ErrGroupBusy: the group's fan-outs are more than GroupMaxLag behind
+// (more is published to it than its members take in, or a node died
+// holding one until another takes it over); the message was not
+// recorded. Retry after a moment.
+var ErrGroupBusy = errors.New("the group's earlier messages are still being fanned out")
+
 // errJobLost: Redis no longer has a group message that was recorded
 // (it lost its data); nothing says it reached every member.
 var errJobLost = errors.New("queue: the group message was lost by Redis before it reached every member")
@@ -151,7 +161,8 @@ func (q *Queue) recordJob(ctx context.Context, m message.Message, key, digest st
 		except = noExcept
 	}
 	cmds, err := q.runAll(ctx, []scriptCall{
-		q.groupCall(m.Group, key, "job", itoa(now.UnixMicro()), itoa(now.UnixMilli()), except, []byte(m.Data), digest, idemTTL),
+		q.groupCall(m.Group, key, "job", itoa(now.UnixMicro()), itoa(now.UnixMilli()), except, []byte(m.Data), digest, idemTTL,
+			GroupMaxLag.Milliseconds()),
 		q.pendingCall("add", m.Group, itoa(now.UnixMilli())),
 	})
 	if err != nil {
@@ -162,6 +173,9 @@ func (q *Queue) recordJob(ctx context.Context, m message.Message, key, digest st
 		if strings.HasPrefix(err.Error(), "IDEMCONFLICT") {
 			return 0, false, 0, fmt.Errorf("queue: group %s: %s: %w", m.Group,
 				strings.TrimPrefix(err.Error(), "IDEMCONFLICT "), message.ErrIdempotencyConflict)
+		}
+		if rest, ok := strings.CutPrefix(err.Error(), "GROUPBUSY "); ok {
+			return 0, false, 0, fmt.Errorf("queue: group %s: %s: %w", m.Group, rest, ErrGroupBusy)
 		}
 		return 0, false, 0, fmt.Errorf("queue: group %s: %w", m.Group, err)
 	}

@@ -105,8 +105,10 @@ end
 -- node's clock in microseconds, so that seqs keep growing after a lost
 -- write), ARGV[3] ms, ARGV[4] except or '~', ARGV[5] payload, ARGV[6]
 -- digest of the whole batch, ARGV[7] idempotency record's lifetime
--- (0: none). Returns {seq (0: no member, nothing recorded), replayed
--- (0/1), members}, or IDEMCONFLICT.
+-- (0: none), ARGV[8] the most ms the oldest job waiting may be behind
+-- ARGV[3]. Returns {seq (0: no member, nothing recorded), replayed
+-- (0/1), members}, IDEMCONFLICT, or GROUPBUSY (nothing recorded) when
+-- the group's fan-outs are that far behind.
 function ops.job()
   local count = redis.call('ZCARD', members)
   local idemTTL = tonumber(ARGV[7])
@@ -118,6 +120,13 @@ function ops.job()
         return redis.error_reply('IDEMCONFLICT first attempt had other messages')
       end
       return {seq, 1, count}
+    end
+  end
+  local head = redis.call('LINDEX', jobs, 0)
+  if head then
+    local lag = tonumber(ARGV[3]) - (tonumber(string.match(head, '^%d+ (%d+) ')) or 0)
+    if lag > tonumber(ARGV[8]) then
+      return redis.error_reply('GROUPBUSY its oldest message waiting was accepted ' .. string.format('%d', lag) .. ' ms ago')
     end
   end
   local seq = '0'

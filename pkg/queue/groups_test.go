@@ -416,3 +416,35 @@ func TestGroupMemberNamedDash(t *testing.T) {
 		t.Errorf("a's queue = %q; want both", got)
 	}
 }
+
+// A group whose oldest waiting message is older than queue.GroupMaxLag
+// (its fan-outs fall behind, or a node died holding one) refuses new
+// ones with ErrGroupBusy, recording nothing, rather than letting them
+// pile up; a retry of one it has is still answered, and once it caught
+// up it takes new ones again.
+func TestGroupBusy(t *testing.T) {
+	ctx := context.Background()
+	_, rdb := redistest.New(t)
+	now := time.Now()
+	q := queue.New(rdb, queue.Options{})
+	queue.SetClock(q, func() time.Time { return now }, func(time.Duration, func()) {})
+	join(t, q, "room", "alice")
+	if err := queue.FanOutPartly(ctx, q, "room", message.EncodeText("stuck"), 0); err != nil { // recorded, not fanned out
+		t.Fatal(err)
+	}
+	now = now.Add(queue.GroupMaxLag + time.Second)
+	queue.ExpireLease(t, rdb, q, "room")
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := q.Publish(short, batchOf(toGroup("room", "", "new")))
+	cancel()
+	if !errors.Is(err, queue.ErrGroupBusy) {
+		t.Fatalf("Publish behind a stuck message = %v; want ErrGroupBusy", err)
+	}
+	queue.ResumeGroups(ctx, q) // catches up
+	if _, err := q.Publish(ctx, batchOf(toGroup("room", "", "new"))); err != nil {
+		t.Fatalf("Publish once caught up = %v", err)
+	}
+	if got := texts(readAll(t, q, "alice")); got != "room/stuck room/new" {
+		t.Errorf("alice's queue = %q; want the stuck message, then one new one", got)
+	}
+}

@@ -733,7 +733,7 @@ func execScripts(ctx context.Context, rdb Redis, calls []scriptCall) []*redis.Cm
 // isScriptError reports an error raised by the script itself (a reply
 // error such as IDEMCONFLICT) rather than by the connection.
 func isScriptError(err error) bool {
-	return redis.HasErrorPrefix(err, "IDEMCONFLICT")
+	return redis.HasErrorPrefix(err, "IDEMCONFLICT") || redis.HasErrorPrefix(err, "GROUPBUSY")
 }
 
 // newEpoch returns 8 random characters of a-z 0-9 (about 41 bits).
