@@ -313,10 +313,10 @@ final class Client implements Publisher
         return $this->membership('DELETE', $group, $clients, 'removed');
     }
 
-    public function members(string $group, ?string $after = null, int $limit = 100): GroupPage
+    public function members(string $group, ?string $after = null, int $limit = 100, bool $online = false): GroupPage
     {
         ClientId::check($group, 'group name');
-        $query = self::pageQuery($after, $limit, 'client id');
+        $query = self::pageQuery($after, $limit, 'client id') . ($online ? '&online=true' : '');
 
         return GroupPage::fromArray($this->api('GET', '/groups/' . rawurlencode($group) . '/members' . $query, '', 'members', true), 'members');
     }

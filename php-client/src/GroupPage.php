@@ -24,14 +24,19 @@ final class GroupPage
 
     private ?string $next;
 
+    /** @var string[]|null */
+    private ?array $online;
+
     /**
-     * @param string[] $names
+     * @param string[]      $names
+     * @param string[]|null $online
      */
-    public function __construct(array $names, int $total, ?string $next)
+    public function __construct(array $names, int $total, ?string $next, ?array $online = null)
     {
         $this->names = $names;
         $this->total = $total;
         $this->next = $next;
+        $this->online = $online;
     }
 
     /**
@@ -50,8 +55,23 @@ final class GroupPage
             }
         }
         $next = $data['next'] ?? null;
+        $online = null;
+        if (is_array($data['online'] ?? null)) {
+            $online = array_values(array_filter($data['online'], 'is_string'));
+        }
 
-        return new self($names, (int) ($data['total'] ?? 0), is_string($next) ? $next : null);
+        return new self($names, (int) ($data['total'] ?? 0), is_string($next) ? $next : null, $online);
+    }
+
+    /**
+     * The names on this page that are online (Client::members() with
+     * $online); null when not asked.
+     *
+     * @return string[]|null
+     */
+    public function online(): ?array
+    {
+        return $this->online;
     }
 
     /** @return string[] the names on this page */

@@ -173,13 +173,15 @@ interface Publisher
 
     /**
      * A page of a group's members, in order of their ids, after $after
-     * (null: from the first), at most $limit (1 to 1,000).
+     * (null: from the first), at most $limit (1 to 1,000). With $online,
+     * the page also says which of them are online (GroupPage::online();
+     * a node with presence off refuses it: 501).
      *
      * @throws InvalidArgumentException for a bad group name, client id or limit
      * @throws ApiException             when a node refused the call
      * @throws TransportException       when no node answered
      */
-    public function members(string $group, ?string $after = null, int $limit = 100): GroupPage;
+    public function members(string $group, ?string $after = null, int $limit = 100, bool $online = false): GroupPage;
 
     /**
      * A page of a client's groups, in order of their names, after $after

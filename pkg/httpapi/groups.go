@@ -18,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/cometbox/cometbox/pkg/message"
+	"github.com/cometbox/cometbox/pkg/presence"
 	"github.com/cometbox/cometbox/pkg/queue"
 )
 
@@ -202,13 +203,21 @@ func pageJSON(p queue.Page) (names []string, next *string) {
 	return names, next
 }
 
-// groupMembers handles GET /groups/{group}/members?after=&limit=.
+// groupMembers handles GET /groups/{group}/members?after=&limit=, and
+// with online=true says which members of the page are online.
 func (h *Handler) groupMembers(w http.ResponseWriter, r *http.Request) {
 	group, err := pathGroup(r)
 	var after string
 	var limit int
 	if err == nil {
 		after, limit, err = pageQuery(r, message.CheckClient)
+	}
+	online := false
+	if err == nil {
+		online, err = onlineQuery(r)
+	}
+	if err == nil && online && h.cfg.Presence == nil {
+		err = errPresenceOff
 	}
 	if err != nil {
 		h.writeError(w, r, jsonFormat, err)
@@ -217,13 +226,40 @@ func (h *Handler) groupMembers(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := apiContext(r)
 	defer cancel()
 	p, err := h.cfg.Groups.Members(ctx, group, after, limit)
+	var states []presence.State
+	if err == nil && online && len(p.Names) > 0 {
+		states, err = h.cfg.Presence.Lookup(ctx, p.Names)
+	}
 	if err != nil {
 		h.m.RedisError("groups")
 		h.writeError(w, r, jsonFormat, err)
 		return
 	}
 	names, next := pageJSON(p)
-	writeJSON(w, map[string]any{"group": group, "members": names, "total": p.Total, "next": next})
+	out := map[string]any{"group": group, "members": names, "total": p.Total, "next": next}
+	if online {
+		on := []string{}
+		for _, st := range states {
+			if st.Online {
+				on = append(on, st.Client)
+			}
+		}
+		out["online"] = on
+	}
+	writeJSON(w, out)
+}
+
+// onlineQuery reads ?online=true (or 1, false, 0).
+func onlineQuery(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("online")
+	if v == "" {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("online %q: want true or false: %w", v, errInvalidRequest)
+	}
+	return on, nil
 }
 
 // groupsOf handles GET /groups?member=alice&after=&limit=: a client's

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cometbox/cometbox/internal/redistest"
 	"github.com/cometbox/cometbox/pkg/httpapi"
@@ -148,5 +149,29 @@ func TestGroupBusyIs503(t *testing.T) {
 	h.ServeHTTP(rec, publishReq(`<message group="room">x</message>`, "application/xml"))
 	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), `code="group_busy"`) {
 		t.Fatalf("publish = %d %s (Retry-After %q); want 503 group_busy", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+	}
+}
+
+// With online=true a page of members says which of them are online.
+func TestGroupMembersOnline(t *testing.T) {
+	_, rdb := redistest.New(t)
+	q := queue.New(rdb, queue.Options{})
+	cfg := secured()
+	cfg.Groups = q
+	cfg.Presence = &fakePresence{online: map[string]time.Time{"bob": time.Now(), "zed": time.Now()}}
+	n := nodeOn(t, rdb, queue.Options{}, cfg, poll.Options{})
+	if rec := n.do(groupReq("POST", "/groups/g/members", clientsBody("alice", "bob", "carol"))); rec.Code != 200 {
+		t.Fatalf("join = %d %s", rec.Code, rec.Body)
+	}
+	rec := n.do(groupReq("GET", "/groups/g/members?online=true&limit=2", ""))
+	if want := `{"group":"g","members":["alice","bob"],"next":"bob","online":["bob"],"total":3}`; rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != want {
+		t.Fatalf("members online = %d %s; want %s", rec.Code, rec.Body, want)
+	}
+	if rec := n.do(groupReq("GET", "/groups/g/members?online=maybe", "")); rec.Code != 400 {
+		t.Errorf("online=maybe = %d; want 400", rec.Code)
+	}
+	plain := groupNode(t) // presence off
+	if rec := plain.do(groupReq("GET", "/groups/g/members?online=1", "")); rec.Code != 501 || !strings.Contains(rec.Body.String(), "presence_off") {
+		t.Errorf("online without presence = %d %s; want 501 presence_off", rec.Code, rec.Body)
 	}
 }

@@ -179,6 +179,13 @@ final class GroupsTest extends TestCase
         self::assertSame('bob', $page->next());
         self::assertSame(self::A . '/groups/room%3A42/members?limit=2&after=aaron', $transport->requests()[0]->url());
 
+        self::assertNull($page->online());
+
+        $transport2 = new FakeTransport([self::json(['group' => 'g', 'members' => ['a', 'b'], 'total' => 2, 'next' => null, 'online' => ['b']])]);
+        $page2 = (new Client([self::A], '', 2.0, $transport2))->members('g', null, 100, true);
+        self::assertSame(['b'], $page2->online());
+        self::assertSame(self::A . '/groups/g/members?limit=100&online=true', $transport2->lastRequest()->url());
+
         $page = $client->groupsOf('alice');
         self::assertSame(['room:42'], $page->names());
         self::assertNull($page->next());
