@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -276,25 +277,36 @@ func (q *Queue) membersPage(ctx context.Context, group, after string, limit int)
 }
 
 // GroupsOf returns up to limit (at most MaxPage) of client's groups whose
-// names sort after after ("" for the first page).
+// names sort after after ("" for the first page). Redis holds a client's
+// memberships unsorted, in its hash: GroupsOf reads them all, a thousand
+// at a time (HSCAN), so that no call holds Redis long however many
+// groups the client is in, and sorts them here.
 func (q *Queue) GroupsOf(ctx context.Context, client, after string, limit int) (Page, error) {
 	limit = min(max(limit, 1), MaxPage)
-	res, err := q.call(ctx, scriptCall{script: memberScript, keys: []string{q.metaKey(client), q.listKey(client)},
-		args: []any{"groups", after, limit}}).Slice()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("unexpected reply %v", res)
+	seen := map[string]bool{} // HSCAN may return a field twice
+	var all []string
+	for cursor, more := uint64(0), true; more; more = cursor != 0 {
+		pipe := q.rdb.Pipeline()
+		scan := pipe.HScan(ctx, q.metaKey(client), cursor, "g:*", 1000)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return Page{}, fmt.Errorf("queue: groups of %s: %w", client, err)
+		}
+		var fields []string
+		fields, cursor = scan.Val()
+		for i := 0; i+1 < len(fields); i += 2 { // field, value
+			if g, ok := strings.CutPrefix(fields[i], "g:"); ok && !seen[g] {
+				seen[g] = true
+				all = append(all, g)
+			}
+		}
 	}
-	if err != nil {
-		return Page{}, fmt.Errorf("queue: groups of %s: %w", client, err)
+	slices.Sort(all)
+	start, _ := slices.BinarySearch(all, after)
+	if start < len(all) && all[start] == after {
+		start++
 	}
-	n, _ := res[0].(int64)
-	list, _ := res[1].([]any)
-	names := make([]string, 0, len(list))
-	for _, x := range list {
-		s, _ := x.(string)
-		names = append(names, s)
-	}
-	return page(names, int(n), limit), nil
+	names := all[start:min(start+limit, len(all))]
+	return page(names, len(all), limit), nil
 }
 
 func page(names []string, total, limit int) Page {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -116,4 +117,72 @@ func scriptUsec(b *testing.B, addr string) int64 {
 		}
 	}
 	return us
+}
+
+// BenchmarkClientInManyGroups is a client in 10,000 groups, on a real
+// redis-server: one op is a page of 1,000 of its groups (GroupsOf reads
+// and sorts all of its memberships in one call), and a direct message to
+// it with its acknowledgement, which its memberships must not slow. It
+// reports the longest single call Redis ran for each (SLOWLOG).
+func BenchmarkClientInManyGroups(b *testing.B) {
+	ctx := context.Background()
+	rs := redisserver.Start(b, redisserver.Options{Args: []string{"--slowlog-max-len", "100000"}})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	b.Cleanup(func() { _ = rdb.Close() })
+	q := New(rdb, Options{Pipeline: true})
+	const groups = 10000
+	var wg sync.WaitGroup
+	errs := make(chan error, groups)
+	sem := make(chan struct{}, 64)
+	for g := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, _, err := q.Join(ctx, fmt.Sprintf("g%05d", g), []string{"alice"}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	slowest := func(f func()) int64 {
+		rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0")
+		rdb.SlowLogReset(ctx)
+		f()
+		rdb.ConfigSet(ctx, "slowlog-log-slower-than", "10000")
+		logs, err := rdb.SlowLogGet(ctx, -1).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var longest int64
+		for _, l := range logs {
+			longest = max(longest, l.Duration.Microseconds())
+		}
+		return longest
+	}
+	var pageUs, msgUs int64
+	b.ResetTimer()
+	for i := range b.N {
+		pageUs = max(pageUs, slowest(func() {
+			p, err := q.GroupsOf(ctx, "alice", fmt.Sprintf("g%05d", (i*1000)%groups), 1000)
+			if err != nil || p.Total != groups {
+				b.Fatalf("GroupsOf = %d of %d, %v", len(p.Names), p.Total, err)
+			}
+		}))
+		msgUs = max(msgUs, slowest(func() {
+			pub, err := q.Publish(ctx, message.Batch{Messages: []message.Message{{To: "alice", Data: message.EncodeText("x")}}})
+			if err == nil {
+				_, err = q.Ack(ctx, "alice", message.Cursor{ID: pub.Receipts[0].ID})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}))
+	}
+	b.ReportMetric(float64(pageUs), "page-longest-µs")
+	b.ReportMetric(float64(msgUs), "message-longest-µs")
 }

@@ -79,6 +79,10 @@ func groupMessage(t *testing.T, rdb *redis.Client) {
 	if added, members, _ := q.Join(ctx, "room:42", []string{"bob", "dave"}); added != 1 || members != 4 {
 		t.Fatalf("Join again = %d added, %d members; want 1 (dave), 4", added, members)
 	}
+	join(t, q, "lobby", "bob")
+	if p, err := q.GroupsOf(ctx, "bob", "", 10); err != nil || strings.Join(p.Names, " ") != "lobby room:42" || p.Total != 2 {
+		t.Fatalf("GroupsOf(bob) = %+v, %v; want lobby room:42", p, err)
+	}
 	if _, err := q.Publish(ctx, batchOf(text("bob", "direct before"))); err != nil {
 		t.Fatal(err)
 	}

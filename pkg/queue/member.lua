@@ -8,8 +8,7 @@
 -- groups cost nothing to its publishes and polls.
 --
 -- join and leave take KEYS as pairs, meta hash then list, one pair per
--- client (on one Redis Cluster slot, or any on one Redis); groups takes
--- one meta hash.
+-- client (on one Redis Cluster slot, or any on one Redis).
 
 -- keep, stale and due come from expiry.lua, which comes first.
 
@@ -59,22 +58,6 @@ function ops.leave()
     out[#out + 1] = redis.call('HDEL', KEYS[i], ARGV[2])
   end
   return out
-end
-
--- groups: up to ARGV[3] of the client's groups whose names sort after
--- ARGV[2], in order. Returns {total, names}.
-function ops.groups()
-  local names = {}
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if string.sub(f, 1, 2) == 'g:' then names[#names + 1] = string.sub(f, 3) end
-  end
-  table.sort(names)
-  local after, limit, page = ARGV[2], tonumber(ARGV[3]), {}
-  for _, n in ipairs(names) do
-    if #page == limit then break end
-    if after == '' or n > after then page[#page + 1] = n end
-  end
-  return {#names, page}
 end
 
 return ops[ARGV[1]]()
