@@ -402,6 +402,8 @@ func FuzzPublish(f *testing.F) {
 		`<messages><message to="alice">Hello &amp; welcome</message></messages>`,
 		`<message to="bob" type="json">{"a":[1,2]}</message>`,
 		`{"messages":[{"to":"c","data":"x"}]}`,
+		`<messages><message group="room:1" except="a">hi</message><message to="a">x</message></messages>`,
+		`{"messages":[{"group":"g","data":1},{"group":"a{b}","data":2}]}`,
 	} {
 		f.Add(s, "application/xml")
 		f.Add(s, "application/json")
